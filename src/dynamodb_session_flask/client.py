@@ -1,0 +1,77 @@
+"""The one low-level DynamoDB client an application shares across its threads.
+
+boto3 clients are thread-safe once built, but building one costs milliseconds and is not
+thread-safe through boto3's default session, so it is built once, lazily, under a lock,
+and rebuilt in a child process after a fork (a pre-forking server must not share the
+parent's connection pool).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+#: Pool size: enough for a threaded server's workers to share one client without queueing.
+MAX_POOL_CONNECTIONS = 50
+
+
+def default_config(connect_timeout: float, read_timeout: float, max_attempts: int) -> Config:
+    """botocore settings sized for a web request: short timeouts, a small retry budget with
+    backoff (botocore's "standard" mode retries throttling and 5xx answers)."""
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+    )
+
+
+class ClientProvider:
+    """Hands out the shared client, building it on first use.
+
+    :param client: a ready client to use as is (nothing else below applies).
+    :param boto3_session: the boto3 session to build the client from; a new private one
+        otherwise, so region and credentials follow boto3's usual lookup.
+    :param config: botocore ``Config`` merged over ``default_config``'s timeouts and retries.
+    :param endpoint_url: DynamoDB endpoint; ``None`` lets boto3 choose.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: DynamoDBClient | None = None,
+        boto3_session: boto3.session.Session | None = None,
+        config: Config,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self._given = client
+        self._boto3_session = boto3_session
+        self._config = config
+        self._endpoint_url = endpoint_url
+        self._lock = threading.Lock()
+        self._client: DynamoDBClient | None = None
+        self._pid = 0
+
+    def __call__(self) -> DynamoDBClient:
+        if self._given is not None:
+            return self._given
+        client, pid = self._client, os.getpid()
+        if client is not None and self._pid == pid:
+            return client
+        with self._lock:
+            if self._client is None or self._pid != pid:
+                session = self._boto3_session or boto3.session.Session()
+                self._client = session.client(
+                    "dynamodb", endpoint_url=self._endpoint_url, config=self._config
+                )
+                self._pid = pid
+            return self._client

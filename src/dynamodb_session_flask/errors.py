@@ -1,0 +1,54 @@
+"""The exception family: every error this package raises on purpose is a :class:`SessionError`."""
+
+from __future__ import annotations
+
+from werkzeug.exceptions import ServiceUnavailable
+
+
+class SessionError(Exception):
+    """Root of the package's exceptions."""
+
+
+class ConfigError(SessionError, ValueError):
+    """A ``SESSION_DYNAMODB_*`` setting (or a constructor argument) is invalid.
+
+    Raised when the settings are first read for an application, before any session is
+    opened. ``setting`` names the offending configuration key.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class SessionBackendError(SessionError, ServiceUnavailable):
+    """DynamoDB could not serve the session: unreachable, throttled past the retry budget,
+    timing out, or the table is missing.
+
+    It is a werkzeug ``ServiceUnavailable``, so when it is raised inside a view Flask answers
+    HTTP 503 instead of a generic 500. ``operation`` is the DynamoDB operation that failed and
+    ``original_error`` the botocore exception behind it.
+    """
+
+    description = "The session store is temporarily unavailable. Please retry shortly."
+
+    def __init__(self, operation: str, original_error: BaseException) -> None:
+        SessionError.__init__(self, f"DynamoDB {operation} failed: {original_error}")
+        ServiceUnavailable.__init__(self)
+        self.operation = operation
+        self.original_error = original_error
+
+    def __str__(self) -> str:
+        return f"DynamoDB {self.operation} failed: {self.original_error}"
+
+
+class SessionTooLargeError(SessionError):
+    """The session would exceed DynamoDB's 400 KB item limit; nothing was written."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"session item would be {size} bytes, over DynamoDB's item size limit of "
+            f"{limit} bytes; the stored session was left unchanged"
+        )
+        self.size = size
+        self.limit = limit

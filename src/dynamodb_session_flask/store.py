@@ -1,0 +1,264 @@
+"""The only module that reads and writes session items in DynamoDB.
+
+Item layout (hash key ``id``, type S)::
+
+    id                storage key: hash of the session id (see ids.storage_key)
+    data              M: one S entry per session key, the value's tagged JSON
+    created           N: epoch seconds
+    refreshed         N: epoch seconds of the last idle-expiry refresh
+    expires           N: integer epoch seconds, min(refreshed + idle, created + absolute);
+                         the table's TTL attribute, and re-checked on every read
+    idle_timeout      N: the timeouts this session was created with
+    absolute_timeout  N
+
+IAM permissions used: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem`` on
+the table. Every write is conditional, so a request that finishes after a concurrent logout
+cannot bring the session back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import SessionBackendError, SessionError, SessionTooLargeError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+else:
+    DynamoDBClient = Any
+    AttributeValueTypeDef = Any
+
+logger = logging.getLogger("dynamodb_session_flask")
+
+#: DynamoDB's maximum item size, in bytes.
+ITEM_SIZE_LIMIT = 400 * 1024
+#: An update expression may be at most 4 KB; past this many changed keys the whole ``data``
+#: map is written instead of a delta.
+MAX_DELTA_KEYS = 100
+#: Upper bound of a number attribute's stored size, used so the size check never under-counts.
+_NUMBER_SIZE = 21
+_NUMBER_ATTRIBUTES = ("created", "refreshed", "expires", "idle_timeout", "absolute_timeout")
+
+#: Conditions, by purpose.
+CREATE_ONLY = "attribute_not_exists(#id)"
+EXISTING_ONLY = "attribute_exists(#id)"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One stored session: timestamps in epoch seconds, values as serialized strings."""
+
+    created: float
+    refreshed: float
+    idle_timeout: int
+    absolute_timeout: int
+    data: Mapping[str, str]
+
+    @property
+    def expires_at(self) -> float:
+        """When the session ends: idle expiry or absolute expiry, whichever is first."""
+        return min(self.refreshed + self.idle_timeout, self.created + self.absolute_timeout)
+
+    def rewritten(self, now: float, data: Mapping[str, str]) -> SessionRecord:
+        """This record as rewritten at ``now`` with ``data``."""
+        return SessionRecord(self.created, now, self.idle_timeout, self.absolute_timeout, data)
+
+
+class SessionIdCollisionError(SessionError):
+    """A new session's key already exists in the table (a CSPRNG failure, or a bug)."""
+
+
+def item_size(key: str, data: Mapping[str, str]) -> int:
+    """An upper bound of the stored item's size under DynamoDB's accounting: attribute
+    names plus values, 3 bytes per map and 1 byte per map entry."""
+    size = len("id") + len(key.encode())
+    size += len("data") + 3
+    size += sum(len(k.encode()) + len(v.encode()) + 1 for k, v in data.items())
+    size += sum(len(name) + _NUMBER_SIZE for name in _NUMBER_ATTRIBUTES)
+    return size
+
+
+def ensure_fits(key: str, data: Mapping[str, str]) -> None:
+    """:raises SessionTooLargeError: before any write, when the item would be too large."""
+    size = item_size(key, data)
+    if size > ITEM_SIZE_LIMIT:
+        raise SessionTooLargeError(size, ITEM_SIZE_LIMIT)
+
+
+def _number(value: float) -> AttributeValueTypeDef:
+    # Millisecond precision keeps short idle timeouts exact without float noise.
+    return {"N": f"{value:.3f}".rstrip("0").rstrip(".")}
+
+
+def _expiry_epoch(record: SessionRecord) -> AttributeValueTypeDef:
+    # TTL wants whole epoch seconds; rounding up never deletes a live session early.
+    return {"N": str(math.ceil(record.expires_at))}
+
+
+def _data_map(data: Mapping[str, str]) -> AttributeValueTypeDef:
+    return {"M": {k: {"S": v} for k, v in data.items()}}
+
+
+class SessionStore:
+    """Reads and writes the session items of one table.
+
+    :param table_name: the table.
+    :param client: returns the shared low-level client (built lazily by the caller).
+    :param consistent_read: strongly consistent GetItem (1 read unit per 4 KB) so a session
+        written by one request is seen by the next; eventual reads cost half.
+
+    Every method makes exactly one DynamoDB call (``update`` none when there is nothing to
+    write) and raises :class:`SessionBackendError` when DynamoDB cannot answer.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        client: Callable[[], DynamoDBClient],
+        *,
+        consistent_read: bool = True,
+    ) -> None:
+        self.table_name = table_name
+        self._client = client
+        self._consistent_read = consistent_read
+
+    def get(self, key: str) -> SessionRecord | None:
+        """The stored record, or ``None`` when there is none (expiry is the caller's check)."""
+        with self._translate_errors("GetItem"):
+            response = self._client().get_item(
+                TableName=self.table_name,
+                Key={"id": {"S": key}},
+                ConsistentRead=self._consistent_read,
+            )
+        item = response.get("Item")
+        if item is None:
+            return None
+        try:
+            return SessionRecord(
+                created=float(item["created"]["N"]),
+                refreshed=float(item["refreshed"]["N"]),
+                idle_timeout=int(item["idle_timeout"]["N"]),
+                absolute_timeout=int(item["absolute_timeout"]["N"]),
+                data={k: v["S"] for k, v in item["data"]["M"].items()},
+            )
+        except (KeyError, TypeError, ValueError):
+            logger.warning("Ignoring a malformed session item in table %s", self.table_name)
+            return None
+
+    def create(self, key: str, record: SessionRecord) -> None:
+        """Write a new session; never overwrites an existing one.
+
+        :raises SessionTooLargeError: before writing, when the item would be too large.
+        """
+        ensure_fits(key, record.data)
+        try:
+            with self._translate_errors("PutItem"):
+                self._client().put_item(
+                    TableName=self.table_name,
+                    Item={
+                        "id": {"S": key},
+                        "data": _data_map(record.data),
+                        "created": _number(record.created),
+                        "refreshed": _number(record.refreshed),
+                        "expires": _expiry_epoch(record),
+                        "idle_timeout": {"N": str(record.idle_timeout)},
+                        "absolute_timeout": {"N": str(record.absolute_timeout)},
+                    },
+                    ConditionExpression=CREATE_ONLY,
+                    ExpressionAttributeNames={"#id": "id"},
+                )
+        except _ConditionFailed as exc:
+            raise SessionIdCollisionError("a new session id is already in the table") from exc
+
+    def update(
+        self,
+        key: str,
+        before: Mapping[str, str],
+        after: SessionRecord,
+    ) -> bool:
+        """Write what changed between ``before`` and ``after.data`` as one conditional
+        UpdateItem: ``SET`` the keys whose serialized value changed, ``REMOVE`` the keys that
+        are gone, so concurrent requests changing different keys both survive; and move the
+        idle expiry to ``after.refreshed``.
+
+        :returns: ``False`` when the session no longer exists (logged out or expired
+            meanwhile); nothing was written then.
+        :raises SessionTooLargeError: before writing, when the item would be too large.
+        """
+        changed = {k: v for k, v in after.data.items() if before.get(k) != v}
+        removed = [k for k in before if k not in after.data]
+        names = {"#id": "id", "#refreshed": "refreshed", "#expires": "expires"}
+        values: dict[str, AttributeValueTypeDef] = {
+            ":refreshed": _number(after.refreshed),
+            ":expires": _expiry_epoch(after),
+        }
+        assignments = ["#refreshed = :refreshed", "#expires = :expires"]
+        removals: list[str] = []
+        if changed or removed:
+            ensure_fits(key, after.data)
+            names["#data"] = "data"
+            if len(changed) + len(removed) > MAX_DELTA_KEYS:
+                values[":data"] = _data_map(after.data)
+                assignments.append("#data = :data")
+            else:
+                for index, (name, value) in enumerate(changed.items()):
+                    names[f"#s{index}"] = name
+                    values[f":s{index}"] = {"S": value}
+                    assignments.append(f"#data.#s{index} = :s{index}")
+                for index, name in enumerate(removed):
+                    names[f"#r{index}"] = name
+                    removals.append(f"#data.#r{index}")
+        expression = "SET " + ", ".join(assignments)
+        if removals:
+            expression += " REMOVE " + ", ".join(removals)
+        try:
+            with self._translate_errors("UpdateItem"):
+                self._client().update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": key}},
+                    UpdateExpression=expression,
+                    ConditionExpression=EXISTING_ONLY,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        """Remove a session; removing one that is already gone is not an error."""
+        with self._translate_errors("DeleteItem"):
+            self._client().delete_item(TableName=self.table_name, Key={"id": {"S": key}})
+
+    @contextmanager
+    def _translate_errors(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed() from exc
+            raise self._unavailable(operation, exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(operation, exc) from exc
+
+    def _unavailable(self, operation: str, exc: Exception) -> SessionBackendError:
+        logger.error(
+            "Session store unavailable: DynamoDB %s on table %s failed: %s",
+            operation,
+            self.table_name,
+            exc,
+        )
+        return SessionBackendError(operation, exc)
+
+
+class _ConditionFailed(Exception):
+    """A write's condition did not hold; callers decide what that means."""

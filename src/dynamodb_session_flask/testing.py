@@ -1,0 +1,48 @@
+"""An in-memory session interface for unit tests that need a session but no DynamoDB."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.sessions import SessionInterface, SessionMixin
+from flask.wrappers import Request, Response
+
+from .session import DynamoDbSessionInstance
+
+__all__ = ["TestSession"]
+
+
+class TestSession(SessionInterface):
+    """Keeps one session in memory per ``TestSession`` instance, so values set through
+    ``test_client.session_transaction()`` are seen by the following requests, and two
+    test apps never share data. Nothing touches DynamoDB."""
+
+    # Not a pytest test class, despite the name.
+    __test__ = False
+
+    class TestInstance(DynamoDbSessionInstance):
+        """The session a view sees under ``TestSession``; the extra methods act in memory."""
+
+        __test__ = False
+
+        def abandon(self) -> None:
+            """Clears the session; there is no database to remove it from."""
+            self.clear()
+
+        def create(self) -> None:
+            """Starts over with an empty session."""
+            self.clear()
+
+        def regenerate(self) -> None:
+            """Keeps the data; there is no id to change."""
+
+        def save(self) -> None:
+            """Nothing to save: the data lives in memory."""
+
+    def __init__(self) -> None:
+        self.memory_instance: DynamoDbSessionInstance = self.TestInstance()
+
+    def open_session(self, app: Flask, request: Request) -> DynamoDbSessionInstance:
+        return self.memory_instance
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
