@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-ENGINES ?= moto
+ENGINES ?= moto dynalite
 
 .PHONY: demo test lint bench clean
 

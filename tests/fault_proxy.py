@@ -1,0 +1,343 @@
+"""A fault-injecting HTTP reverse proxy to put between a boto3 client and a local engine.
+
+Local engines never throttle, fail or hang, so the proxy fakes what DynamoDB does under
+stress: throttling and 500 answers with DynamoDB's exact bodies, slow answers, and
+connections closed without an answer. Everything else is forwarded unchanged.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import struct
+import threading
+import uuid
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "INTERNAL_SERVER_ERROR_BODY",
+    "THROTTLING_BODY",
+    "FaultProxy",
+]
+
+THROTTLING_BODY = (
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",'
+    b'"message":"The level of configured provisioned throughput for the table was exceeded. '
+    b'Consider increasing your provisioning level with the UpdateTable API."}'
+)
+INTERNAL_SERVER_ERROR_BODY = (
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
+    b'"message":"Internal server error"}'
+)
+
+# Hop-by-hop headers describe one connection, not the message, so each leg sets its own.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_UPSTREAM_TIMEOUT = 60.0
+
+
+@dataclass
+class _Fault:
+    kind: str  # "throttle", "server_error", "delay" or "drop"
+    remaining: int | None
+    operation: str | None
+    seconds: float = 0.0
+
+    def matches(self, operation: str) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        return self.operation is None or self.operation == operation
+
+
+def _operation(target: str | None, method: str, path: str) -> str:
+    if target:
+        return target.rsplit(".", 1)[-1]
+    return f"{method} {path}"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], proxy: FaultProxy) -> None:
+        self.proxy = proxy
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that give up (read timeouts) or proxies that drop are the point of these
+        # tests; a traceback for every broken pipe would only hide real failures.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keeps botocore's pooled connections alive, as with real DynamoDB.
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    _upstream: http.client.HTTPConnection | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.proxy._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.proxy._track(self.connection, add=False)
+            if self._upstream is not None:
+                self._upstream.close()
+                self._upstream = None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        body = self._read_body()
+        proxy = self.server.proxy
+        operation = _operation(self.headers.get("X-Amz-Target"), self.command, self.path)
+        action = proxy._begin(operation)
+        if action == "drop":
+            self._abort()
+            return
+        if action == "throttle":
+            self._reply_error(400, "Bad Request", THROTTLING_BODY)
+            return
+        if action == "server_error":
+            self._reply_error(500, "Internal Server Error", INTERNAL_SERVER_ERROR_BODY)
+            return
+        if proxy._stopping.is_set():
+            self._abort()
+            return
+        self._forward(body)
+
+    do_POST = _handle
+    do_GET = _handle
+    do_PUT = _handle
+    do_DELETE = _handle
+    do_HEAD = _handle
+
+    def _abort(self) -> None:
+        # Linger 0 turns close() into a TCP reset, like a load balancer cutting the line.
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.connection.close()
+
+    def _reply_error(self, status: int, reason: str, body: bytes) -> None:
+        self.send_response_only(status, reason)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", uuid.uuid4().hex.upper()[:52])
+        # botocore verifies this checksum for DynamoDB when present, as DynamoDB sends it.
+        self.send_header("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _upstream_connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        if self._upstream is not None:
+            return self._upstream, True
+        host, port = self.server.proxy._upstream_address
+        self._upstream = http.client.HTTPConnection(host, port, timeout=_UPSTREAM_TIMEOUT)
+        return self._upstream, False
+
+    def _send_upstream(self, body: bytes) -> tuple[http.client.HTTPResponse, bytes]:
+        while True:
+            conn, reused = self._upstream_connection()
+            try:
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in self.headers.items():
+                    if name.lower() not in _HOP_BY_HOP:
+                        conn.putheader(name, value)
+                conn.endheaders(body or None)
+                response = conn.getresponse()
+                data = response.read()
+                return response, data
+            except (http.client.RemoteDisconnected, ConnectionError, BrokenPipeError):
+                conn.close()
+                self._upstream = None
+                # A kept-alive upstream connection may have been closed while idle (for
+                # instance by an engine restart); the request never reached the engine.
+                if not reused:
+                    raise
+
+    def _forward(self, body: bytes) -> None:
+        try:
+            response, data = self._send_upstream(body)
+        except OSError:
+            # An unreachable engine should look to the client like an unreachable endpoint,
+            # not like an HTTP answer DynamoDB never gives.
+            self._abort()
+            return
+        if response.will_close and self._upstream is not None:
+            self._upstream.close()
+            self._upstream = None
+        self.send_response_only(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
+class FaultProxy:
+    """Reverse proxy on 127.0.0.1 forwarding to ``upstream_url``, with injectable faults.
+
+    Each fault applies to the next ``n`` matching requests (all of them while ``n`` is None,
+    until ``clear()``), optionally only to one DynamoDB operation such as "GetItem". Delays
+    add up with other faults; the first matching throttle/server_error/drop decides the answer.
+    """
+
+    def __init__(self, upstream_url: str) -> None:
+        parts = urlsplit(upstream_url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ValueError(f"upstream must be an http:// URL, got {upstream_url!r}")
+        self.upstream_url = upstream_url
+        self._upstream_address = (parts.hostname, parts.port or 80)
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.requests: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the proxy is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FaultProxy:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", 0), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FaultProxy->{self.upstream_url}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        # Kept-alive client connections would otherwise hold handler threads forever.
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if thread is not None:
+            thread.join()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # Fault controls.
+
+    def throttle(self, n: int | None = None, operation: str | None = None) -> None:
+        self._add(_Fault("throttle", n, operation))
+
+    def server_error(self, n: int | None = None, operation: str | None = None) -> None:
+        self._add(_Fault("server_error", n, operation))
+
+    def delay(self, seconds: float, n: int | None = None, operation: str | None = None) -> None:
+        self._add(_Fault("delay", n, operation, seconds))
+
+    def drop(self, n: int | None = None, operation: str | None = None) -> None:
+        self._add(_Fault("drop", n, operation))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def count(self, operation: str) -> int:
+        with self._lock:
+            return self.requests[operation]
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.injected.clear()
+
+    def _add(self, fault: _Fault) -> None:
+        if fault.remaining is not None and fault.remaining < 0:
+            raise ValueError("n must be None or >= 0")
+        with self._lock:
+            self._faults.append(fault)
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _begin(self, operation: str) -> str | None:
+        """Count the request, sleep for matching delays; return the fault to answer with."""
+        delay = 0.0
+        action: str | None = None
+        with self._lock:
+            self.requests[operation] += 1
+            for fault in self._faults:
+                if not fault.matches(operation):
+                    continue
+                if fault.kind == "delay":
+                    delay += fault.seconds
+                elif action is None:
+                    action = fault.kind
+                else:
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                self.injected[fault.kind] += 1
+            self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
+        if delay:
+            # Waiting on the event lets stop() cut a long delay short.
+            self._stopping.wait(delay)
+        return action
