@@ -133,6 +133,11 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         return self._record is not None
 
     @property
+    def created_at(self) -> float | None:
+        """Epoch seconds at which the stored session was created, if it is stored."""
+        return None if self._record is None else self._record.created
+
+    @property
     def expires_at(self) -> float | None:
         """Epoch seconds at which the stored session expires, if it is stored."""
         return None if self._record is None else self._record.expires_at

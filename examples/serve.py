@@ -1,0 +1,114 @@
+"""Serve the demo shop on http://127.0.0.1:$PORT (default 5000).
+
+Where the sessions go:
+
+* ``DYNAMODB_ENDPOINT_URL=http://...``: that endpoint (DynamoDB Local, a moto server, ...),
+  with credentials and region taken from the environment as usual;
+* ``DEMO_REAL_DYNAMODB=1``: Amazon DynamoDB itself, through boto3's default endpoint,
+  credentials and region;
+* otherwise: a moto server started inside this process, gone when the demo stops.
+
+``DEMO_TABLE_NAME`` names the table (created if missing, default
+``dynamodb_session_flask_demo``). Stop with Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from app import create_app  # this file's directory is on sys.path when run as a script
+from flask import Flask
+
+from dynamodb_session_flask import create_table
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+DEFAULT_PORT = 5000
+# Not the library's default "app_session": pointed at a real account, the demo should not
+# write into a table an application already uses.
+DEFAULT_TABLE_NAME = "dynamodb_session_flask_demo"
+HOST = "127.0.0.1"
+
+
+def _start_embedded_moto() -> tuple[ThreadedMotoServer, str]:
+    """Start moto in a thread of this process on a free port; return it and its URL."""
+    from moto.server import ThreadedMotoServer
+
+    # moto accepts any credentials, but botocore refuses to sign a request without some;
+    # overriding real ones also keeps them from being sent anywhere by the demo.
+    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    # moto runs on werkzeug's server, which logs every DynamoDB call at INFO and would
+    # drown the demo's own output. (With Flask's dev server as the fallback below, this
+    # also hides its access log.)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def _serve(app: Flask, port: int) -> None:
+    """Serve until Ctrl-C or SIGTERM, which end this call by returning or by raising."""
+    try:
+        from waitress import create_server
+    except ImportError:
+        app.run(host=HOST, port=port)
+    else:
+        # Its run() returns on KeyboardInterrupt and SystemExit, after stopping its threads.
+        create_server(app, host=HOST, port=port).run()
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Turn SIGTERM into an exception in the main thread, so the finally clause in main()
+    # runs just as it does for Ctrl-C.
+    raise SystemExit(0)
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", DEFAULT_PORT))
+    table_name = os.environ.get("DEMO_TABLE_NAME", DEFAULT_TABLE_NAME)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+    moto: ThreadedMotoServer | None = None
+    try:
+        endpoint_url = os.environ.get("DYNAMODB_ENDPOINT_URL") or None
+        if endpoint_url is not None:
+            where = endpoint_url
+        elif os.environ.get("DEMO_REAL_DYNAMODB") == "1":
+            where = "Amazon DynamoDB (boto3 defaults)"
+        else:
+            moto, endpoint_url = _start_embedded_moto()
+            where = f"embedded moto server at {endpoint_url}"
+
+        create_table(table_name, endpoint_url=endpoint_url, exist_ok=True)
+        app = create_app(
+            {
+                "SESSION_DYNAMODB_ENDPOINT_URL": endpoint_url,
+                "SESSION_DYNAMODB_TABLE_NAME": table_name,
+            }
+        )
+        print(f"Sessions: table {table_name!r} in {where}", flush=True)
+        print(f"Demo shop: http://{HOST}:{port}/  (Ctrl-C to stop)", flush=True)
+        _serve(app, port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # A second SIGTERM while cleaning up kills the process outright.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if moto is not None:
+            moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
