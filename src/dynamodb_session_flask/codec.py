@@ -7,11 +7,16 @@ Markup, nested containers) round-trips here unchanged.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask.json.tag import TaggedJSONSerializer
 
 _serializer = TaggedJSONSerializer()
+# Every tag is a one-key object whose key starts with a space, serialized as '{" ' (a quote
+# inside a JSON string is always escaped). Text without it holds no tag, and plain JSON
+# decoding gives the same value without walking it again in Python.
+_TAG_MARK = '{" '
 
 
 def encode_value(key: str, value: Any) -> str:
@@ -31,6 +36,8 @@ def encode_value(key: str, value: Any) -> str:
 
 def decode_value(text: str) -> Any:
     """Deserialize one stored session value."""
+    if _TAG_MARK not in text:
+        return json.loads(text)
     return _serializer.loads(text)
 
 

@@ -15,24 +15,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Any, Callable
-from uuid import UUID
 
 from flask.sessions import SessionMixin
-from markupsafe import Markup
 
 from . import codec
+from .changes import ChangeTracker
 from .ids import SessionIds, loggable_id, storage_key
 from .settings import Settings
 from .store import SessionRecord, SessionStore
 
 logger = logging.getLogger("dynamodb_session_flask")
 
-# Values of these types cannot be changed in place, so handing one out to a view cannot
-# change the session behind our back; anything else might, and is compared at save time.
-_IMMUTABLE = (str, bytes, int, float, bool, type(None), datetime, date, time, UUID, Decimal)
 _MISSING = object()
 
 
@@ -47,26 +41,21 @@ class SessionContext:
     clock: Callable[[], float]
 
 
-def _is_immutable(value: Any) -> bool:
-    if isinstance(value, Markup) or type(value) in _IMMUTABLE:
-        return True
-    return type(value) is tuple and all(_is_immutable(item) for item in value)
-
-
 class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     """A Flask session stored in DynamoDB.
 
     Behaves like Flask's own session (a dict with ``permanent``, ``new`` and ``modified``),
     plus :meth:`abandon`, :meth:`create`, :meth:`save` and :meth:`regenerate`. Nested
     mutations such as ``session["cart"].append(item)`` are saved without setting
-    ``modified``: values that could have changed are compared with what was loaded.
+    ``modified``: values that could have changed are compared with what was loaded, and
+    only the keys that differ are written.
 
     ``failed_sid`` is the loggable hash (hex SHA-512) of an id the request presented that
     was malformed, forged, unknown or expired, and ``""`` otherwise.
     """
 
-    #: Set when the session's data is changed through the dict interface; setting it to
-    #: True makes the save compare every value, as Flask's cookie session would resave.
+    #: Set when the session's data is changed through the dict interface. Change detection
+    #: does not depend on it: setting it is harmless and unnecessary.
     modified: bool
 
     def __init__(
@@ -85,12 +74,10 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         self._id: str | None = None
         #: The stored state as last read or written; ``None`` while nothing is stored.
         self._record: SessionRecord | None = None
-        #: Serialized values as last read or written: the base of the next delta.
-        self._baseline: Mapping[str, str] = {}
+        self._changes = ChangeTracker()
         #: Storage keys of records this request ended, deleted when the session is saved.
         self._doomed: list[str] = []
         self._failed_sid = failed_sid
-        self._values_handed_out = False
         self.modified = False
 
     # -- state ------------------------------------------------------------------------
@@ -164,13 +151,13 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             return
         self._id = presented
         self._record = record
-        self._baseline = record.data
+        self._changes.reset(record.data)
         for key, text in record.data.items():
             dict.__setitem__(self, key, codec.decode_value(text))
 
     def _drop_data(self) -> None:
         dict.clear(self)
-        self._baseline = {}
+        self._changes.forget()
         self.modified = True
 
     def _storage_key_of_client_session(self) -> str | None:
@@ -221,7 +208,10 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._doomed.append(storage_key(self.session_id))
         self._record = None
         self._id = None
-        self._baseline = {}
+        # Everything is written anew under the new id.
+        self._changes.reset({})
+        for key, value in dict.items(self):
+            self._changes.assigned(key, value)
         self.modified = True
 
     def save(self) -> None:
@@ -240,14 +230,9 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             context.store.delete(key)
         self._doomed.clear()
 
-    def _serialized(self) -> dict[str, str]:
-        return {
-            codec.check_key(key): codec.encode_value(key, value) for key, value in dict.items(self)
-        }
-
     def _create_record(self, context: SessionContext, now: float) -> None:
         settings = context.settings
-        data = self._serialized()
+        data = self._changes.current(dict.copy(self))
         record = SessionRecord(now, now, settings.idle_timeout, settings.absolute_timeout, data)
         context.store.create(storage_key(self.session_id), record)
         self._record = record
@@ -256,8 +241,7 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     def _update_record(self, context: SessionContext, now: float) -> None:
         record = self._record
         assert record is not None
-        maybe_changed = self.modified or self._values_handed_out
-        data = self._serialized() if maybe_changed else record.data
+        data = self._changes.current(dict.copy(self))
         key = storage_key(self.session_id)
         if not data:
             # Emptied key by key: like Flask, an empty session is no session.
@@ -266,11 +250,11 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._id = None
             return
         refresh_due = now - record.refreshed >= context.settings.refresh_interval
-        if data == self._baseline and not refresh_due:
+        if data == self._changes.baseline and not refresh_due:
             self._mark_saved(data)
             return
         after = record.rewritten(now, data)
-        if context.store.update(key, self._baseline, after):
+        if context.store.update(key, self._changes.baseline, after):
             self._record = after
             self._mark_saved(data)
         else:
@@ -281,35 +265,37 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._record = None
             self._id = None
             dict.clear(self)
-            self._baseline = {}
+            self._changes.forget()
 
     def _mark_saved(self, data: Mapping[str, str]) -> None:
-        self._baseline = data
+        self._changes.reset(data)
         self.modified = False
-        self._values_handed_out = False
 
     # -- dict interface: load first, track changes ---------------------------------------
 
-    def _handing_out(self, value: Any) -> Any:
-        if not self._values_handed_out and not _is_immutable(value):
-            self._values_handed_out = True
+    def _hand_out(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        self._changes.handed_out(key, value)
         return value
+
+    def _hand_out_all(self) -> None:
+        for key in dict.keys(self):
+            self._hand_out(key)
 
     def __getitem__(self, key: str) -> Any:
         self._ensure_loaded()
-        return self._handing_out(dict.__getitem__(self, key))
+        return self._hand_out(key)
 
     def get(self, key: str, default: Any = None) -> Any:
         self._ensure_loaded()
-        return self._handing_out(dict.get(self, key, default))
+        return self._hand_out(key) if dict.__contains__(self, key) else default
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._ensure_loaded()
         codec.check_key(key)
         dict.__setitem__(self, key, value)
+        self._changes.assigned(key, value)
         self.modified = True
-        # The caller keeps a reference to what it stored and may change it later.
-        self._handing_out(value)
 
     def __delitem__(self, key: str) -> None:
         self._ensure_loaded()
@@ -373,18 +359,18 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
 
     def values(self) -> Any:
         self._ensure_loaded()
-        self._values_handed_out = True
+        self._hand_out_all()
         return dict.values(self)
 
     def items(self) -> Any:
         self._ensure_loaded()
-        self._values_handed_out = True
+        self._hand_out_all()
         return dict.items(self)
 
     def copy(self) -> dict[str, Any]:
         self._ensure_loaded()
-        self._values_handed_out = True
-        return dict(dict.items(self))
+        self._hand_out_all()
+        return dict.copy(self)
 
     def __eq__(self, other: object) -> bool:
         self._ensure_loaded()

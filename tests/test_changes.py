@@ -1,0 +1,81 @@
+"""Change detection: only values that really changed are re-serialized and written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import session
+from flask.json.tag import TaggedJSONSerializer
+from markupsafe import Markup
+
+from dynamodb_session_flask import codec
+from dynamodb_session_flask.changes import ChangeTracker, strictly_equal
+
+from .conftest import AppFactory
+from .test_values import VALUES
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [(1, True), (1, 1.0), ({"a": [1]}, {"a": [True]}), ("x", Markup("x")), ([1], (1,))],
+)
+def test_values_that_serialize_differently_are_not_equal(left: Any, right: Any) -> None:
+    assert not strictly_equal(left, right)
+
+
+@pytest.mark.parametrize("value", list(VALUES.values()), ids=list(VALUES))
+def test_decoding_matches_flasks_tagged_json(value: Any) -> None:
+    text = codec.encode_value("k", value)
+    assert codec.decode_value(text) == TaggedJSONSerializer().loads(text)
+
+
+def test_string_that_looks_like_a_tag_round_trips() -> None:
+    value = '{" t": ["not", "a", "tuple"]}'
+    assert codec.decode_value(codec.encode_value("k", value)) == value
+
+
+def test_reading_a_nested_value_serializes_nothing() -> None:
+    tracker = ChangeTracker()
+    tracker.reset({"cart": '["a"]', "user": '"ann"'})
+    values: dict[str, Any] = {"cart": ["a"], "user": "ann"}
+    tracker.handed_out("cart", values["cart"])
+    assert tracker.current(values) == {"cart": '["a"]', "user": '"ann"'}
+    values["cart"].append("b")
+    assert tracker.current(values)["cart"] == '["a","b"]'
+
+
+def test_in_place_change_of_type_only_is_saved(make_app: AppFactory) -> None:
+    app, calls = make_app()
+
+    @app.route("/flag/<int:on>")
+    def flag(on: int) -> str:
+        prefs = session.setdefault("prefs", {"flag": 1})
+        prefs["flag"] = True if on else 1
+        return "ok"
+
+    client = app.test_client()
+    client.get("/flag/0")
+    calls.clear()
+    client.get("/flag/1")
+    assert calls == {"GetItem": 1, "UpdateItem": 1}
+    assert client.get("/get").json == {"prefs": {"flag": True}}
+    calls.clear()
+    client.get("/flag/1")
+    assert calls == {"GetItem": 1}, "an unchanged nested value is not written again"
+
+
+def test_changes_after_a_manual_save_are_saved_too(make_app: AppFactory) -> None:
+    app, _ = make_app()
+
+    @app.route("/save-mid-way")
+    def save_mid_way() -> str:
+        cart = session.setdefault("cart", [])
+        cart.append("first")
+        session.save()  # type: ignore[attr-defined]
+        cart.append("second")
+        return "ok"
+
+    client = app.test_client()
+    client.get("/save-mid-way")
+    assert client.get("/get").json == {"cart": ["first", "second"]}
