@@ -1,11 +1,12 @@
 """Which session values may differ from what is stored, found without re-serializing the
-ones that cannot.
+ones that did not change.
 
 A value can only change in two ways: it is assigned (``session[k] = v``), or a mutable
-value the session handed out (``session[k].append(x)``) is changed in place. Assigned keys
-are serialized at save time; handed-out mutable values are compared with a pristine copy
-decoded from the stored text when they were handed out, and serialized only if they differ.
-A request that reads a large nested value therefore pays a comparison, not a serialization.
+value the session handed out (``session[k].append(x)``) is changed in place. Only those
+keys are suspects. At save time each suspect is checked against its stored text with one
+C-speed JSON encoding, and fully serialized only when that check cannot vouch for it. A
+request that merely reads a large nested value therefore pays one fast encoding, not a
+serialization.
 """
 
 from __future__ import annotations
@@ -30,84 +31,48 @@ def is_immutable(value: Any) -> bool:
     return type(value) is tuple and all(is_immutable(item) for item in value)
 
 
-def strictly_equal(left: Any, right: Any) -> bool:
-    """``==`` that also tells ``1`` from ``True`` and ``1.0``, and ``str`` from ``Markup``,
-    at any depth: those would serialize differently."""
-    if type(left) is not type(right):
-        return False
-    if isinstance(left, dict):
-        return left.keys() == right.keys() and all(
-            strictly_equal(value, right[key]) for key, value in left.items()
-        )
-    if isinstance(left, (list, tuple)):
-        return len(left) == len(right) and all(map(strictly_equal, left, right))
-    return bool(left == right)
-
-
 class ChangeTracker:
-    """The serialized state of a session as last read or written, and what may have changed
-    since."""
+    """The serialized state of a session as last read or written, and the keys whose value
+    may differ from it."""
 
     def __init__(self) -> None:
         #: Serialized values as last read or written: the base of the next delta.
         self.baseline: Mapping[str, str] = {}
-        self._assigned: set[str] = set()
-        #: Mutable values the caller may hold a reference to, with a pristine copy of the
-        #: stored version of each (absent while the key has no stored version).
-        self._watched: set[str] = set()
-        self._pristine: dict[str, Any] = {}
+        #: Keys assigned, or holding a mutable value the caller may have a reference to.
+        #: Kept across saves: a reference handed out before ``save()`` can change after it.
+        self._suspects: set[str] = set()
 
     def reset(self, baseline: Mapping[str, str]) -> None:
-        """``baseline`` is now what the table holds. Watched values stay watched, since the
-        caller may still change them, against a fresh pristine copy where the text changed."""
-        previous = self.baseline
+        """``baseline`` is what the table holds now."""
         self.baseline = baseline
-        self._assigned.clear()
-        for key in self._watched:
-            text = baseline.get(key)
-            if text is None:
-                self._pristine.pop(key, None)
-            elif text != previous.get(key) or key not in self._pristine:
-                self._pristine[key] = codec.decode_value(text)
 
     def forget(self) -> None:
         """Nothing is stored any more (cleared, abandoned or ended elsewhere)."""
         self.baseline = {}
-        self._assigned.clear()
-        self._watched.clear()
-        self._pristine.clear()
+        self._suspects.clear()
 
-    def assigned(self, key: str, value: Any) -> None:
-        self._assigned.add(key)
-        if not is_immutable(value):
-            self._watched.add(key)
+    def assigned(self, key: str) -> None:
+        self._suspects.add(key)
 
     def handed_out(self, key: str, value: Any) -> None:
-        if key in self._watched or is_immutable(value):
-            return
-        self._watched.add(key)
-        text = self.baseline.get(key)
-        if text is not None and key not in self._assigned:
-            self._pristine[key] = codec.decode_value(text)
-
-    def may_have_changed(self) -> bool:
-        return bool(self._assigned or self._watched)
+        if not is_immutable(value):
+            self._suspects.add(key)
 
     def current(self, values: Mapping[str, Any]) -> Mapping[str, str]:
         """The serialized session now: the baseline, minus removed keys, plus re-serialized
-        values that were assigned or changed in place.
+        suspects that changed.
 
         :raises TypeError: naming the key of a value that cannot be serialized.
         """
-        if len(values) == len(self.baseline) and not self.may_have_changed():
+        if not self._suspects and len(values) == len(self.baseline):
             return self.baseline
         data = {key: text for key, text in self.baseline.items() if key in values}
-        for key in self._assigned | self._watched:
+        for key in self._suspects:
             if key not in values:
                 continue
             value = values[key]
-            if key not in self._assigned and key in self._pristine:
-                if strictly_equal(value, self._pristine[key]):
-                    continue
+            text = self.baseline.get(key)
+            if text is not None and codec.still_encodes_to(value, text):
+                continue
             data[codec.check_key(key)] = codec.encode_value(key, value)
         return data

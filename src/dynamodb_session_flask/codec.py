@@ -2,7 +2,9 @@
 
 Each top-level session key is stored as Flask's tagged JSON, the format Flask's own cookie
 session uses, so everything that round-trips there (tuples, bytes, datetimes, UUIDs,
-Markup, nested containers) round-trips here unchanged.
+Markup, nested containers) round-trips here unchanged. The JSON text itself is produced
+with fixed options rather than the application's JSON provider, so the same value always
+gives the same text and unchanged values can be recognised by comparing texts.
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from flask.json.tag import TaggedJSONSerializer
 
 _serializer = TaggedJSONSerializer()
 # Every tag is a one-key object whose key starts with a space, serialized as '{" ' (a quote
-# inside a JSON string is always escaped). Text without it holds no tag, and plain JSON
-# decoding gives the same value without walking it again in Python.
+# inside a JSON string is always escaped). Text without it holds no tag.
 _TAG_MARK = '{" '
+
+
+def _dumps(obj: Any) -> str:
+    # Sorted keys make the text a function of the value; UTF-8 instead of \u escapes keeps
+    # non-ASCII text small, and DynamoDB bills by UTF-8 bytes.
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def encode_value(key: str, value: Any) -> str:
@@ -25,7 +32,7 @@ def encode_value(key: str, value: Any) -> str:
     :raises TypeError: naming ``key`` when the value cannot be serialized.
     """
     try:
-        return _serializer.dumps(value)
+        return _dumps(_serializer.tag(value))
     except (TypeError, ValueError) as exc:
         # ValueError covers circular references.
         raise TypeError(
@@ -37,8 +44,25 @@ def encode_value(key: str, value: Any) -> str:
 def decode_value(text: str) -> Any:
     """Deserialize one stored session value."""
     if _TAG_MARK not in text:
+        # No tags: plain JSON decoding gives the same value without a second walk.
         return json.loads(text)
     return _serializer.loads(text)
+
+
+def still_encodes_to(value: Any, text: str) -> bool:
+    """Whether ``value`` is unchanged from the stored ``text``, checked with one C-speed
+    JSON encoding instead of a full tagged serialization.
+
+    Only decides for tag-free text; ``False`` means "serialize it to find out". It cannot
+    tell a nested list from a tuple of the same items, or a ``str`` from ``Markup``.
+    """
+    if _TAG_MARK in text:
+        return False
+    try:
+        return _dumps(value) == text
+    except (TypeError, ValueError):
+        # Holds a type that needs a tag (datetime, bytes, ...), so it was changed.
+        return False
 
 
 def check_key(key: object) -> str:

@@ -210,8 +210,8 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         self._id = None
         # Everything is written anew under the new id.
         self._changes.reset({})
-        for key, value in dict.items(self):
-            self._changes.assigned(key, value)
+        for key in dict.keys(self):
+            self._changes.assigned(key)
         self.modified = True
 
     def save(self) -> None:
@@ -294,7 +294,7 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         self._ensure_loaded()
         codec.check_key(key)
         dict.__setitem__(self, key, value)
-        self._changes.assigned(key, value)
+        self._changes.assigned(key)
         self.modified = True
 
     def __delitem__(self, key: str) -> None:
