@@ -26,12 +26,38 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _needs_no_tags(value: Any) -> bool:
+    """Whether tagging would leave ``value`` as it is: only JSON's own types, and no dict
+    that could be mistaken for a tag. One cheap type walk instead of the tagger's, which
+    tries every tag on every element."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind in _PLAIN_SCALARS:
+            continue
+        if kind is list:
+            pending.extend(item)
+        elif kind is dict:
+            if len(item) == 1 and next(iter(item)) in _serializer.tags:
+                return False
+            pending.extend(item.values())
+        else:
+            return False
+    return True
+
+
 def encode_value(key: str, value: Any) -> str:
     """Serialize one session value.
 
     :raises TypeError: naming ``key`` when the value cannot be serialized.
     """
     try:
+        if _needs_no_tags(value):
+            return _dumps(value)
         return _dumps(_serializer.tag(value))
     except (TypeError, ValueError) as exc:
         # ValueError covers circular references.
