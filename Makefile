@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(PY) examples/serve.py
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/mypy
 
 test: lint node_modules/.installed

@@ -1,0 +1,1 @@
+"""Cost and speed of Flask session implementations on a local DynamoDB-compatible engine."""

@@ -1,0 +1,67 @@
+"""Serve one benchmark app with waitress (a real multi-threaded WSGI server) on 127.0.0.1.
+
+Run by the load benchmark as a child process: ``python -m benchmarks.serve IMPL ENDPOINT
+SIZE``. It binds a free port, prints ``listening PORT`` once ready and serves until it is
+terminated. ``IMPL`` is one of the benchmark apps, or ``example`` for ``examples/app.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+from flask import Flask
+from waitress.server import create_server  # type: ignore[import-untyped]
+
+from .apps import IMPLEMENTATIONS, TABLES, build_app
+
+EXAMPLE_APP = Path(__file__).resolve().parent.parent / "examples" / "app.py"
+THREADS = 8
+
+
+def example_available() -> bool:
+    return EXAMPLE_APP.is_file()
+
+
+def load_example_app(endpoint_url: str) -> Flask:
+    """The example shop, pointed at the benchmark's engine and table."""
+    spec = importlib.util.spec_from_file_location("bench_example_app", EXAMPLE_APP)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {EXAMPLE_APP}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # The shop builds its own shared client from boto3's defaults: credentials and region
+    # come from the environment the benchmark gives this process.
+    app: Flask = module.create_app(
+        {
+            "SESSION_DYNAMODB_TABLE_NAME": TABLES["ours"],
+            "SESSION_DYNAMODB_ENDPOINT_URL": endpoint_url,
+        }
+    )
+    return app
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("implementation", choices=[*IMPLEMENTATIONS, "example"])
+    parser.add_argument("endpoint_url")
+    parser.add_argument("size", type=int)
+    args = parser.parse_args(argv)
+    if args.implementation == "example":
+        app = load_example_app(args.endpoint_url)
+    else:
+        app, _ = build_app(args.implementation, args.endpoint_url, args.size)
+    # Waitress warns on stderr when its queue backs up; under a saturating load that is
+    # expected and would only bury real errors.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    server = create_server(app, host="127.0.0.1", port=0, threads=THREADS)
+    print(f"listening {server.effective_port}", flush=True)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
