@@ -10,7 +10,7 @@ from werkzeug.http import parse_cookie
 from .conftest import AppFactory
 
 
-def set_cookie_header(response) -> str:  # type: ignore[no-untyped-def]
+def set_cookie_header(response) -> str:
     [header] = response.headers.getlist("Set-Cookie")
     return header
 
@@ -34,7 +34,7 @@ def test_defaults_are_owasp_recommendations(make_app: AppFactory) -> None:
     assert "domain" not in attrs
 
 
-def test_id_is_43_characters_unsigned(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_id_is_43_characters_unsigned(app_and_calls) -> None:
     app, _ = app_and_calls
     header = set_cookie_header(app.test_client().get("/set?val=x"))
     assert len(parse_cookie(header)["id"]) == 43
@@ -86,7 +86,7 @@ def test_cookie_expires_with_the_session(make_app: AppFactory) -> None:
     assert before + timedelta(seconds=598) <= expires <= before + timedelta(seconds=602)
 
 
-def test_header_id_ignored_in_cookie_mode(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_header_id_ignored_in_cookie_mode(app_and_calls) -> None:
     app, calls = app_and_calls
     client = app.test_client()
     sid = parse_cookie(set_cookie_header(client.get("/set?val=x")))["id"]

@@ -44,7 +44,7 @@ def test_refresh_written_once_the_interval_has_passed(make_app: AppFactory) -> N
     assert calls == {"GetItem": 1, "UpdateItem": 1}
 
 
-def test_nested_mutation_saved_without_modified_flag(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_nested_mutation_saved_without_modified_flag(app_and_calls) -> None:
     app, calls = app_and_calls
     client = app.test_client()
     client.get("/append/cart/book")

@@ -14,7 +14,7 @@ from .conftest import AppFactory
 class FrozenClockSession(DynamoDbSession):
     """The interface with its one clock under the test's control."""
 
-    def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.current = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -26,8 +26,8 @@ class FrozenClockSession(DynamoDbSession):
 
 
 @pytest.fixture
-def clocked(make_app: AppFactory):  # type: ignore[no-untyped-def]
-    def build(**config):  # type: ignore[no-untyped-def]
+def clocked(make_app: AppFactory):
+    def build(**config):
         app, calls = make_app(**config)
         interface = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
         app.session_interface = interface
@@ -36,7 +36,7 @@ def clocked(make_app: AppFactory):  # type: ignore[no-untyped-def]
     return build
 
 
-def test_idle_timeout_ends_an_unused_session(clocked) -> None:  # type: ignore[no-untyped-def]
+def test_idle_timeout_ends_an_unused_session(clocked) -> None:
     app, clock, _ = clocked(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
     client = app.test_client()
     client.get("/set?a=1")
@@ -49,7 +49,7 @@ def test_idle_timeout_ends_an_unused_session(clocked) -> None:  # type: ignore[n
     assert client.get("/get").json == {}
 
 
-def test_absolute_timeout_ends_even_an_active_session(clocked) -> None:  # type: ignore[no-untyped-def]
+def test_absolute_timeout_ends_even_an_active_session(clocked) -> None:
     app, clock, _ = clocked(
         SESSION_DYNAMODB_IDLE_TIMEOUT=100, SESSION_DYNAMODB_ABSOLUTE_TIMEOUT=250
     )
@@ -68,7 +68,7 @@ def test_absolute_timeout_ends_even_an_active_session(clocked) -> None:  # type:
 )
 def test_absolute_timeout_is_the_smaller_of_both_settings(
     clocked, absolute, lifetime, expected
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     config = {"SESSION_DYNAMODB_IDLE_TIMEOUT": 10**6}
     if absolute is not None:
         config["SESSION_DYNAMODB_ABSOLUTE_TIMEOUT"] = absolute
@@ -83,7 +83,7 @@ def test_absolute_timeout_is_the_smaller_of_both_settings(
     assert client.get("/get").json == {}
 
 
-def test_expired_item_still_in_the_table_is_never_loaded(clocked, admin_client, table_name) -> None:  # type: ignore[no-untyped-def]
+def test_expired_item_still_in_the_table_is_never_loaded(clocked, admin_client, table_name) -> None:
     app, clock, _ = clocked(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
     client = app.test_client()
     client.get("/set?a=1")
@@ -92,7 +92,7 @@ def test_expired_item_still_in_the_table_is_never_loaded(clocked, admin_client, 
     assert client.get("/get").json == {}
 
 
-def test_refresh_written_at_most_once_per_interval(clocked) -> None:  # type: ignore[no-untyped-def]
+def test_refresh_written_at_most_once_per_interval(clocked) -> None:
     app, clock, calls = clocked(SESSION_DYNAMODB_IDLE_TIMEOUT=7200)
     client = app.test_client()
     client.get("/set?a=1")

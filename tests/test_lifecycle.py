@@ -9,11 +9,11 @@ from werkzeug.http import parse_cookie
 from .conftest import AppFactory, CallCounter, item_count
 
 
-def cookie_id(response) -> str:  # type: ignore[no-untyped-def]
+def cookie_id(response) -> str:
     return parse_cookie(response.headers["Set-Cookie"])["id"]
 
 
-def test_new_session_without_data_is_not_saved(app_and_calls, admin_client, table_name) -> None:  # type: ignore[no-untyped-def]
+def test_new_session_without_data_is_not_saved(app_and_calls, admin_client, table_name) -> None:
     app, calls = app_and_calls
     response = app.test_client().get("/get")
 
@@ -22,7 +22,7 @@ def test_new_session_without_data_is_not_saved(app_and_calls, admin_client, tabl
     assert item_count(admin_client, table_name) == 0
 
 
-def test_data_survives_across_requests(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_data_survives_across_requests(app_and_calls) -> None:
     app, _ = app_and_calls
     client = app.test_client()
     client.get("/set?a=1&b=2")
@@ -31,7 +31,7 @@ def test_data_survives_across_requests(app_and_calls) -> None:  # type: ignore[n
     assert client.get("/get").json == {"b": "3"}
 
 
-def test_clear_removes_record_and_expires_cookie(app_and_calls, admin_client, table_name) -> None:  # type: ignore[no-untyped-def]
+def test_clear_removes_record_and_expires_cookie(app_and_calls, admin_client, table_name) -> None:
     app, _ = app_and_calls
     client = app.test_client()
     sid = cookie_id(client.get("/set?a=1"))
@@ -45,7 +45,7 @@ def test_clear_removes_record_and_expires_cookie(app_and_calls, admin_client, ta
     assert client.get("/get").json == {}
 
 
-def test_data_after_clear_gets_a_new_id(app_and_calls, admin_client, table_name) -> None:  # type: ignore[no-untyped-def]
+def test_data_after_clear_gets_a_new_id(app_and_calls, admin_client, table_name) -> None:
     app, _ = app_and_calls
     client = app.test_client()
     old_sid = cookie_id(client.get("/set?a=1"))
@@ -57,7 +57,7 @@ def test_data_after_clear_gets_a_new_id(app_and_calls, admin_client, table_name)
     assert item_count(admin_client, table_name) == 1
 
 
-def test_emptying_the_session_key_by_key_ends_it(app_and_calls, admin_client, table_name) -> None:  # type: ignore[no-untyped-def]
+def test_emptying_the_session_key_by_key_ends_it(app_and_calls, admin_client, table_name) -> None:
     app, _ = app_and_calls
     client = app.test_client()
     client.get("/set?a=1")
@@ -66,7 +66,7 @@ def test_emptying_the_session_key_by_key_ends_it(app_and_calls, admin_client, ta
     assert client.get_cookie("id") is None
 
 
-def test_abandon_deletes_immediately(app_and_calls, admin_client, table_name) -> None:  # type: ignore[no-untyped-def]
+def test_abandon_deletes_immediately(app_and_calls, admin_client, table_name) -> None:
     app, calls = app_and_calls
     client = app.test_client()
     client.get("/set?a=1")
@@ -81,7 +81,7 @@ def test_abandon_deletes_immediately(app_and_calls, admin_client, table_name) ->
 
 def test_create_starts_a_new_session_and_keeps_the_old_record(
     app_and_calls, admin_client, table_name
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     app, _ = app_and_calls
     client = app.test_client()
     old_sid = cookie_id(client.get("/set?a=1"))
@@ -96,7 +96,7 @@ def test_create_starts_a_new_session_and_keeps_the_old_record(
     assert old_client.get("/get").json == {"a": "1"}
 
 
-def test_regenerate_moves_data_to_a_new_id(app_and_calls, admin_client, table_name) -> None:  # type: ignore[no-untyped-def]
+def test_regenerate_moves_data_to_a_new_id(app_and_calls, admin_client, table_name) -> None:
     app, _ = app_and_calls
     client = app.test_client()
     old_sid = cookie_id(client.get("/set?a=1"))
@@ -111,7 +111,7 @@ def test_regenerate_moves_data_to_a_new_id(app_and_calls, admin_client, table_na
     assert stale.get("/get").json == {}
 
 
-def test_manual_save_then_more_changes(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_manual_save_then_more_changes(app_and_calls) -> None:
     app, calls = app_and_calls
     client = app.test_client()
     client.get("/save-then-set")
@@ -130,7 +130,7 @@ def expect_rejected_without_calls(app: Flask, calls: CallCounter, cookie_value: 
     assert client.get_cookie("id") is None
 
 
-def test_malformed_ids_never_reach_dynamodb(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_ids_never_reach_dynamodb(app_and_calls) -> None:
     app, calls = app_and_calls
     for value in ["short", "x" * 44, "a" * 42 + "!", "a" * 3000, "../../etc/passwd" * 3]:
         expect_rejected_without_calls(app, calls, value)
@@ -146,7 +146,7 @@ def test_forged_signature_never_reaches_dynamodb(make_app: AppFactory) -> None:
     expect_rejected_without_calls(app, calls, sid.split(".")[0])
 
 
-def test_unknown_id_gives_a_new_session_with_a_new_id(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_id_gives_a_new_session_with_a_new_id(app_and_calls) -> None:
     app, calls = app_and_calls
     client = app.test_client()
     unknown = "A" * 43
@@ -176,7 +176,7 @@ def test_signing_key_rotation_keeps_sessions(make_app: AppFactory) -> None:
     assert client.get("/get").json == {}
 
 
-def test_session_transaction_uses_dynamodb(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_session_transaction_uses_dynamodb(app_and_calls) -> None:
     app, _ = app_and_calls
     client = app.test_client()
     with client.session_transaction() as sess:

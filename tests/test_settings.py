@@ -36,7 +36,7 @@ def test_flask_defaults_keep_the_absolute_default() -> None:
     ("lifetime", "absolute", "expected"),
     [(timedelta(hours=1), None, 3600), (timedelta(days=31), 600, 600), (120, 600, 120)],
 )
-def test_permanent_session_lifetime_caps_absolute_timeout(lifetime, absolute, expected) -> None:  # type: ignore[no-untyped-def]
+def test_permanent_session_lifetime_caps_absolute_timeout(lifetime, absolute, expected) -> None:
     config = {"PERMANENT_SESSION_LIFETIME": lifetime, "SESSION_DYNAMODB_ABSOLUTE_TIMEOUT": absolute}
     assert parse_settings(config).absolute_timeout == expected
 

@@ -22,17 +22,17 @@ def build_readme_app(table_name: str, endpoint_url: str) -> Flask:
     )
 
     @flask_app.route('/save')
-    def save():  # type: ignore[no-untyped-def]
+    def save():
         session['val'] = 'My Value'
         return 'Success', 200
 
     @flask_app.route('/load')
-    def load():  # type: ignore[no-untyped-def]
+    def load():
         saved_val = session['val']
         return saved_val, 200
 
     @flask_app.route('/end')
-    def end_session():  # type: ignore[no-untyped-def]
+    def end_session():
         # This will remove the session from the database and remove the session ID from
         # cookies/headers
         session.clear()
@@ -41,14 +41,14 @@ def build_readme_app(table_name: str, endpoint_url: str) -> Flask:
     dynamodb_session = cast(DynamoDbSessionInstance, flask_session)
 
     @flask_app.route('/abandon')
-    def abandon_session():  # type: ignore[no-untyped-def]
+    def abandon_session():
         dynamodb_session.abandon()
         return 'Success', 200
 
     return flask_app
 
 
-def test_save_load_end_round_trip(engine, admin_client, table_name):  # type: ignore[no-untyped-def]
+def test_save_load_end_round_trip(engine, admin_client, table_name):
     client = build_readme_app(table_name, engine.endpoint_url).test_client()
 
     assert client.get('/save').status_code == 200
@@ -64,7 +64,7 @@ def test_save_load_end_round_trip(engine, admin_client, table_name):  # type: ig
     assert item_count(admin_client, table_name) == 0
 
 
-def test_abandon_removes_the_session_immediately(engine, admin_client, table_name):  # type: ignore[no-untyped-def]
+def test_abandon_removes_the_session_immediately(engine, admin_client, table_name):
     client = build_readme_app(table_name, engine.endpoint_url).test_client()
     client.get('/save')
 

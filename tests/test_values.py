@@ -99,7 +99,7 @@ def test_concurrent_changes_to_different_keys_both_survive(make_app: AppFactory)
     assert client.get("/get").json == {"base": "1", "left": "left", "right": "right"}
 
 
-def test_session_keys_must_be_strings(app_and_calls) -> None:  # type: ignore[no-untyped-def]
+def test_session_keys_must_be_strings(app_and_calls) -> None:
     app: Flask = app_and_calls[0]
 
     @app.route("/int-key")
