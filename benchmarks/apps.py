@@ -49,14 +49,18 @@ _serializer = TaggedJSONSerializer()
 def dynamodb_client(endpoint_url: str) -> DynamoDBClient:
     """A low-level client for a local engine. Fixed dummy credentials: local engines do not
     check them, and real ones from the environment must never be sent to a test server."""
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="benchmark",
-        aws_secret_access_key="benchmark",
-        config=Config(max_pool_connections=POOL_CONNECTIONS, retries={"mode": "standard"}),
-    )
+    return boto3.session.Session().client("dynamodb", **_local_engine(endpoint_url))
+
+
+def _local_engine(endpoint_url: str) -> dict[str, Any]:
+    """boto3 arguments shared by every client and resource the benchmark builds."""
+    return {
+        "endpoint_url": endpoint_url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "benchmark",
+        "aws_secret_access_key": "benchmark",
+        "config": Config(max_pool_connections=POOL_CONNECTIONS, retries={"mode": "standard"}),
+    }
 
 
 def create_plain_table(client: DynamoDBClient, table_name: str) -> None:
@@ -222,14 +226,7 @@ def make_flask_session_app(endpoint_url: str, table_name: str, size: int) -> Fla
     ["bench_client"]`` so the caller can meter it."""
     from flask_session.dynamodb import DynamoDBSessionInterface
 
-    resource = boto3.session.Session().resource(
-        "dynamodb",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="benchmark",
-        aws_secret_access_key="benchmark",
-        config=Config(max_pool_connections=POOL_CONNECTIONS, retries={"mode": "standard"}),
-    )
+    resource = boto3.session.Session().resource("dynamodb", **_local_engine(endpoint_url))
     app = _new_app("bench_flask_session")
     app.session_interface = DynamoDBSessionInterface(app, client=resource, table_name=table_name)
     app.extensions["bench_client"] = resource.meta.client

@@ -248,6 +248,7 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._doomed.append(key)
             self._record = None
             self._id = None
+            self._changes.forget()
             return
         refresh_due = now - record.refreshed >= context.settings.refresh_interval
         if data == self._changes.baseline and not refresh_due:
