@@ -146,12 +146,10 @@ class DynamoDbSession(SessionInterface):
         if not raw_id:
             return self.session_class(context)
         if len(raw_id) <= MAX_ID_LENGTH and context.ids.is_valid(raw_id):
-            session = self.session_class(context, raw_id)
-        else:
-            failed = loggable_id(raw_id)
-            logger.info("Rejected a malformed or forged session id %s", failed[:16])
-            session = self.session_class(context, failed_sid=failed)
-        return session
+            return self.session_class(context, raw_id)
+        failed = loggable_id(raw_id)
+        logger.info("Rejected a malformed or forged session id %s", failed[:16])
+        return self.session_class(context, failed_sid=failed)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         """Write what the request changed (at most one write, two when the id changed),
@@ -189,26 +187,28 @@ class DynamoDbSession(SessionInterface):
             self.get_cookie_name(app),
             session.session_id,
             expires=datetime.fromtimestamp(expires_at, timezone.utc),
-            httponly=self.get_cookie_httponly(app),
-            domain=self.get_cookie_domain(app),
-            path=self.get_cookie_path(app),
-            secure=self.get_cookie_secure(app),
-            samesite=self.get_cookie_samesite(app),
-            **_partitioned(self, app),
+            **self._cookie_attributes(app),
         )
         if header_name is not None:
             response.headers[header_name] = session.session_id
 
     def _expire_cookie(self, app: Flask, response: Response) -> None:
-        response.delete_cookie(
-            self.get_cookie_name(app),
-            domain=self.get_cookie_domain(app),
-            path=self.get_cookie_path(app),
-            secure=self.get_cookie_secure(app),
-            httponly=self.get_cookie_httponly(app),
-            samesite=self.get_cookie_samesite(app),
-            **_partitioned(self, app),
-        )
+        response.delete_cookie(self.get_cookie_name(app), **self._cookie_attributes(app))
+
+    def _cookie_attributes(self, app: Flask) -> dict[str, Any]:
+        """The attributes a cookie is set and expired with; they must match, or browsers
+        keep the old cookie."""
+        attributes: dict[str, Any] = {
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "httponly": self.get_cookie_httponly(app),
+            "samesite": self.get_cookie_samesite(app),
+        }
+        # Flask < 3.1 has no partitioned cookies.
+        if hasattr(self, "get_cookie_partitioned"):
+            attributes["partitioned"] = self.get_cookie_partitioned(app)
+        return attributes
 
 
 class _OwnedContext:
@@ -218,12 +218,6 @@ class _OwnedContext:
     def __init__(self, owner: DynamoDbSession, context: SessionContext) -> None:
         self.owner = owner
         self.context = context
-
-
-def _partitioned(interface: SessionInterface, app: Flask) -> dict[str, bool]:
-    # Flask < 3.1 has no partitioned cookies.
-    getter = getattr(interface, "get_cookie_partitioned", None)
-    return {"partitioned": getter(app)} if getter is not None else {}
 
 
 def _replace_with_unavailable(response: Response, exc: SessionBackendError) -> None:
