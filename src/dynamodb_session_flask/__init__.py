@@ -5,6 +5,8 @@ from .interface import DynamoDbSession
 from .session import DynamoDbSessionInstance
 from .table import create_table
 
+__version__ = "1.0.0"
+
 __all__ = [
     "ConfigError",
     "DynamoDbSession",
