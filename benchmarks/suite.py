@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from tests.engines import LocalEngine, engine_client, start_engine
 
-from . import apps, load
+from . import apps, coldstart, load
 from .bulk import load_sessions
 from .metering import Meter
 from .mix import REQUESTS_PER_USER, RoundResult, Subject, run_round
@@ -60,6 +60,7 @@ class Options:
     load_seconds: float
     warmup_seconds: float
     concurrency: int
+    cold_processes: int
     check: bool
 
 
@@ -84,6 +85,7 @@ def parse_options(argv: list[str]) -> Options:
         load_seconds=args.load_seconds or (3.0 if args.quick else 10.0),
         warmup_seconds=1.0 if args.quick else 2.0,
         concurrency=args.concurrency,
+        cold_processes=3 if args.quick else coldstart.DEFAULT_PROCESSES,
         check=args.check,
     )
 
@@ -202,7 +204,16 @@ def run(engine: LocalEngine, options: Options) -> list[Target]:
     for result in load_results:
         for sample in result.error_samples:
             print(f"  error, {result.name}: {sample}")
-    return targets(by_size, small, large, load_results, with_peer)
+    progress("cold starts: fresh processes")
+    cold = coldstart.measure(endpoint, options.cold_processes)
+    print_section(
+        f"Cold start: the first request of a fresh process next to its later ones, "
+        f"medians of {options.cold_processes} processes per app (each request reads a stored "
+        f"session)",
+        coldstart.table(cold),
+    )
+    found = targets(by_size, small, large, load_results, with_peer)
+    return found + coldstart.targets(cold)
 
 
 def run_load(endpoint_url: str, options: Options) -> list[load.LoadResult]:

@@ -1,13 +1,17 @@
 """The one low-level DynamoDB client an application shares across its threads.
 
-boto3 clients are thread-safe once built, but building one costs milliseconds and is not
-thread-safe through boto3's default session, so it is built once, lazily, under a lock,
-and rebuilt in a child process after a fork (a pre-forking server must not share the
-parent's connection pool).
+boto3 clients are thread-safe once built, but building one costs tens of milliseconds and
+is not thread-safe through boto3's default session, so it is built once under a lock: at
+start-up when the application calls ``init_app``, on first use otherwise. A child process
+rebuilds it after a fork (a pre-forking server must not share the parent's connection
+pool).
 """
 
 from __future__ import annotations
 
+# The first connection to a host name loads Python's IDNA codec (about 2 ms); loading it
+# with the client keeps that out of the first request.
+import encodings.idna  # noqa: F401
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -22,6 +26,9 @@ else:
 
 #: Pool size: enough for a threaded server's workers to share one client without queueing.
 MAX_POOL_CONNECTIONS = 50
+#: The operations the session store calls. botocore parses an operation's model on its
+#: first call; parsing them when the client is built keeps that out of the first request.
+OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
 
 
 def default_config(connect_timeout: float, read_timeout: float, max_attempts: int) -> Config:
@@ -70,8 +77,17 @@ class ClientProvider:
         with self._lock:
             if self._client is None or self._pid != pid:
                 session = self._boto3_session or boto3.session.Session()
-                self._client = session.client(
+                client = session.client(
                     "dynamodb", endpoint_url=self._endpoint_url, config=self._config
                 )
-                self._pid = pid
+                _parse_models(client)
+                self._client, self._pid = client, pid
             return self._client
+
+
+def _parse_models(client: DynamoDBClient) -> None:
+    service = client.meta.service_model
+    for name in OPERATIONS:
+        operation = service.operation_model(name)
+        operation.input_shape  # noqa: B018 - parsed and cached on first access
+        operation.output_shape  # noqa: B018

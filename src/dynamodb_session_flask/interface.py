@@ -40,8 +40,8 @@ class DynamoDbSession(SessionInterface):
 
     Settings are read from ``app.config`` (``SESSION_DYNAMODB_*``) and validated once per
     application, on its first request or by :meth:`init_app`; later config changes are not
-    seen. Each application gets one DynamoDB client, built on first use and shared by all
-    threads.
+    seen. Each application gets one DynamoDB client, built by :meth:`init_app` (or else on
+    first use) and shared by all threads.
 
     :param client: a low-level boto3 DynamoDB client to use instead of building one.
     :param boto3_session: the boto3 session to build the client from (region, credentials).
@@ -76,9 +76,15 @@ class DynamoDbSession(SessionInterface):
 
     def init_app(self, app: Flask) -> None:
         """Validate the settings now (raising ``ConfigError``) rather than on the first
-        request, and install this interface as ``app.session_interface``."""
+        request, build the DynamoDB client, and install this interface as
+        ``app.session_interface``.
+
+        Building the client here, at start-up (Lambda's init phase, a server worker's
+        boot), keeps its cost out of the first request of every process. No DynamoDB call
+        is made. A process forked after this builds its own client on first use.
+        """
         app.session_interface = self
-        self.context(app)
+        self.context(app).store.prepare()
 
     def context(self, app: Flask) -> SessionContext:
         """The application's settings, id rules and store, built once."""

@@ -130,6 +130,10 @@ class SessionStore:
         self._client = client
         self._consistent_read = consistent_read
 
+    def prepare(self) -> None:
+        """Build the shared client now, at start-up, rather than in the first call."""
+        self._client()
+
     def get(self, key: str) -> SessionRecord | None:
         """The stored record, or ``None`` when there is none (expiry is the caller's check)."""
         with self._translate_errors("GetItem"):

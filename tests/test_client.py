@@ -1,0 +1,100 @@
+"""The shared DynamoDB client: built by ``init_app`` at start-up without any call, once
+per process, and rebuilt in a child process after a fork."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import boto3
+from flask import Flask, session
+
+from dynamodb_session_flask import DynamoDbSession
+
+from .engines import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, REGION, LocalEngine
+
+
+class CountingSession:
+    """A boto3 session that counts the DynamoDB clients built from it and their calls."""
+
+    def __init__(self) -> None:
+        self.session = boto3.session.Session(
+            aws_access_key_id=DUMMY_ACCESS_KEY,
+            aws_secret_access_key=DUMMY_SECRET_KEY,
+            region_name=REGION,
+        )
+        self.clients = 0
+        self.calls = 0
+        events = self.session.events
+        events.register("creating-client-class.dynamodb", self._built)
+        events.register("before-call.dynamodb", self._called)
+
+    def _built(self, **_: Any) -> None:
+        self.clients += 1
+
+    def _called(self, **_: Any) -> None:
+        self.calls += 1
+
+
+def make_app(engine: LocalEngine, table_name: str, counting: CountingSession) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=True,
+        SESSION_DYNAMODB_ENDPOINT_URL=engine.endpoint_url,
+        SESSION_DYNAMODB_TABLE_NAME=table_name,
+        SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE=False,
+    )
+    DynamoDbSession(boto3_session=counting.session).init_app(app)
+
+    @app.route("/visit")
+    def visit() -> str:
+        session["visits"] = session.get("visits", 0) + 1
+        return str(session["visits"])
+
+    return app
+
+
+def test_init_app_builds_the_client_without_calling_dynamodb(
+    engine: LocalEngine, table_name: str
+) -> None:
+    counting = CountingSession()
+    app = make_app(engine, table_name, counting)
+    assert (counting.clients, counting.calls) == (1, 0)
+
+    client = app.test_client()
+    assert [client.get("/visit").text for _ in range(3)] == ["1", "2", "3"]
+    # Requests share the client built at start-up.
+    assert counting.clients == 1
+
+
+def test_a_forked_child_builds_its_own_client(engine: LocalEngine, table_name: str) -> None:
+    counting = CountingSession()
+    app = make_app(engine, table_name, counting)
+    parent_client = app.session_interface.context(app).store._client()  # type: ignore[attr-defined]
+
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a process that has threads; a pre-forking
+        # server does exactly that, which is the case under test.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: answer over the pipe, never return into pytest
+        status = 1
+        try:
+            os.close(read_end)
+            visits = app.test_client().get("/visit").text
+            child_client = app.session_interface.context(app).store._client()  # type: ignore[attr-defined]
+            report = f"{visits} {child_client is parent_client} {counting.clients}"
+            os.write(write_end, report.encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end) as answer:
+        report = answer.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The child served a request with a client of its own, not the parent's pool.
+    assert report == "1 False 2"
+    assert counting.clients == 1
