@@ -8,9 +8,10 @@ terminated. ``IMPL`` is one of the benchmark apps, or ``example`` for ``examples
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from flask import Flask
@@ -26,22 +27,19 @@ def example_available() -> bool:
     return EXAMPLE_APP.is_file()
 
 
-def load_example_app(endpoint_url: str) -> Flask:
+def load_example_app(endpoint_url: str, cost_log: str) -> Flask:
     """The example shop, pointed at the benchmark's engine and table."""
-    spec = importlib.util.spec_from_file_location("bench_example_app", EXAMPLE_APP)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {EXAMPLE_APP}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from examples.app import create_app
+
     # The shop builds its own shared client from boto3's defaults: credentials and region
     # come from the environment the benchmark gives this process.
-    app: Flask = module.create_app(
+    return create_app(
         {
             "SESSION_DYNAMODB_TABLE_NAME": TABLES["ours"],
             "SESSION_DYNAMODB_ENDPOINT_URL": endpoint_url,
+            "DEMO_COST_LOG": cost_log,
         }
     )
-    return app
 
 
 def main(argv: list[str]) -> int:
@@ -51,7 +49,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("size", type=int)
     args = parser.parse_args(argv)
     if args.implementation == "example":
-        app = load_example_app(args.endpoint_url)
+        cost_dir = tempfile.TemporaryDirectory(prefix="bench-example-")
+        app = load_example_app(args.endpoint_url, os.path.join(cost_dir.name, "costs.sqlite3"))
     else:
         app, _ = build_app(args.implementation, args.endpoint_url, args.size)
     # Waitress warns on stderr when its queue backs up; under a saturating load that is

@@ -1,18 +1,38 @@
-"""A tiny shop whose login and cart live in a DynamoDB-backed Flask session.
+"""A tiny shop whose login and cart live in a DynamoDB-backed Flask session, and which
+shows on every page what the visitor's previous request cost in DynamoDB.
 
-Run it with ``python examples/serve.py``; ``create_app`` is also what the tests drive.
+Run it with ``make demo`` (or ``python examples/serve.py``); under a multi-process server
+with ``gunicorn examples.wsgi:app``. ``create_app`` is also what the tests drive.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, cast
 
-from flask import Flask, abort, redirect, render_template_string, request, session, url_for
+import boto3
+from flask import (
+    Flask,
+    abort,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from dynamodb_session_flask import DynamoDbSession, DynamoDbSessionInstance
+
+from . import metering, notices
+from .cost_log import CostLog
 
 MAX_USER_LENGTH = 64
 MAX_ITEM_LENGTH = 100
@@ -20,45 +40,17 @@ MAX_ITEM_LENGTH = 100
 # can make the server store.
 MAX_CART_ITEMS = 50
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Session demo shop</title></head>
-<body>
-  <h1>Session demo shop</h1>
-  {% if user %}
-    <p>Logged in as <strong id="user">{{ user }}</strong>
-       {% if logged_in_at %}since {{ logged_in_at }}{% endif %}.</p>
-    <form method="post" action="{{ url_for('logout') }}">
-      <button type="submit">Log out</button>
-    </form>
-  {% else %}
-    <form method="post" action="{{ url_for('login') }}">
-      <label>Name <input name="user" required maxlength="{{ max_user }}"></label>
-      <button type="submit">Log in</button>
-    </form>
-  {% endif %}
-
-  <h2>Cart</h2>
-  {% if cart %}
-    <ul id="cart">{% for item in cart %}<li>{{ item }}</li>{% endfor %}</ul>
-  {% else %}
-    <p id="empty-cart">Your cart is empty.</p>
-  {% endif %}
-  <form method="post" action="{{ url_for('add_to_cart') }}">
-    <label>Item <input name="item" required maxlength="{{ max_item }}"></label>
-    <button type="submit">Add to cart</button>
-  </form>
-
-  <h2>Session</h2>
-  {% if expires_at %}
-    <p>This session was created at <span id="created">{{ created_at }}</span> and expires at
-       <span id="expires">{{ expires_at }}</span> unless renewed by activity.</p>
-  {% else %}
-    <p>No session is stored for you yet.</p>
-  {% endif %}
-</body>
-</html>
-"""
+#: A random, non-secret cookie naming the visitor for the cost display. It is not the
+#: session id, which changes at login and logout and must never be stored elsewhere.
+VISITOR_COOKIE = "demo_visitor"
+VISITOR_MAX_AGE = 24 * 3600
+#: The routes whose cost is recorded: a browser's other requests (a favicon, a 404) would
+#: otherwise replace the figure the visitor came to see.
+METERED_ENDPOINTS = frozenset({"index", "login", "logout", "add_to_cart", "remove_from_cart"})
+# Not the library's default "app_session": pointed at a real account, the demo should not
+# write into a table an application already uses.
+DEFAULT_TABLE_NAME = "dynamodb_session_flask_demo"
+DEFAULT_COST_LOG = Path(tempfile.gettempdir()) / "dynamodb-session-flask-demo-costs.sqlite3"
 
 
 def _session() -> DynamoDbSessionInstance:
@@ -67,12 +59,13 @@ def _session() -> DynamoDbSessionInstance:
     return cast(DynamoDbSessionInstance, session)
 
 
-def _utc(moment: datetime | float | None) -> str | None:
+def _iso_utc(moment: datetime | float | None) -> str | None:
+    """ISO 8601 in UTC, for a ``<time datetime>`` the page's script shows in local time."""
     if moment is None:
         return None
     if not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment, timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _form_text(name: str, max_length: int) -> str:
@@ -84,39 +77,90 @@ def _form_text(name: str, max_length: int) -> str:
     return value
 
 
-def _back_home() -> Response:
+def _back_home(message: str) -> Response:
     # 303 makes the browser follow up with a GET, so reloading the page does not re-post.
-    return redirect(url_for("index"), code=303)
+    return notices.leave(redirect(url_for("index"), code=303), message)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the shop. ``config`` is merged into ``app.config``; pass at least
-    ``SESSION_DYNAMODB_ENDPOINT_URL`` (unless using AWS itself) and, optionally,
-    ``SESSION_DYNAMODB_TABLE_NAME``."""
-    app = Flask(__name__)
+    ``SESSION_DYNAMODB_ENDPOINT_URL`` (unless using AWS itself) and, optionally:
+
+    * ``SESSION_DYNAMODB_TABLE_NAME``;
+    * ``DEMO_COST_LOG``: the SQLite file shared by all processes serving the demo;
+    * ``DEMO_BACKEND``: where the sessions are, in words, for the page's footer;
+    * ``DEMO_CAPACITY_NOTE``: a caveat shown with the capacity figures;
+    * ``DEMO_SHOW_WORKER``: show the serving process id (page footer and an
+      ``X-Demo-Worker`` header), for tests that prove requests reach several processes.
+    """
+    app = Flask(__name__, root_path=str(Path(__file__).resolve().parent))
 
     # The demo is served over plain http://127.0.0.1, and browsers drop cookies marked
     # Secure there, so the session would never come back. NEVER turn this off in
     # production: serve over HTTPS and keep the library's Secure-cookie default.
     app.config["SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE"] = False
+    app.config.update(DEMO_COST_LOG=str(DEFAULT_COST_LOG), DEMO_BACKEND="DynamoDB")
     app.config.update(config or {})
 
-    # Validates the SESSION_DYNAMODB_* settings now instead of on the first request.
-    DynamoDbSession().init_app(app)
+    # Clients built from this boto3 session carry the metering hooks: the session
+    # interface builds its client from it, so its every call is metered.
+    boto3_session = boto3.session.Session()
+    metering.attach(boto3_session.events)
+    # Validates the SESSION_DYNAMODB_* settings and builds the client now, at start-up.
+    interface = DynamoDbSession(boto3_session=boto3_session)
+    interface.init_app(app)
+    idle_minutes = interface.settings(app).idle_timeout // 60
+    costs = CostLog(app.config["DEMO_COST_LOG"])
+
+    @app.before_request
+    def identify_visitor() -> None:
+        g.visitor = request.cookies.get(VISITOR_COOKIE) or secrets.token_urlsafe(16)
+
+    @app.after_request
+    def remember_visitor(response: Response) -> Response:
+        if request.cookies.get(VISITOR_COOKIE) != g.visitor:
+            response.set_cookie(
+                VISITOR_COOKIE, g.visitor, max_age=VISITOR_MAX_AGE, httponly=True, samesite="Lax"
+            )
+        if app.config.get("DEMO_SHOW_WORKER"):
+            response.headers["X-Demo-Worker"] = str(os.getpid())
+        return response
+
+    @app.teardown_request
+    def record_cost(exc: BaseException | None) -> None:
+        # Teardown runs after the session was saved, so its writes are counted too.
+        if request.endpoint not in METERED_ENDPOINTS or "visitor" not in g:
+            return
+        cost = metering.current()
+        cost.method, cost.path = request.method, request.path
+        costs.save(g.visitor, cost)
 
     @app.get("/")
-    def index() -> str:
+    def index() -> Response:
+        previous = costs.last(g.visitor) if VISITOR_COOKIE in request.cookies else None
+        response = make_response()
+        notice = notices.take(response)
         sess = _session()
-        return render_template_string(
-            PAGE,
-            user=sess.get("user"),
-            logged_in_at=_utc(sess.get("logged_in_at")),
-            cart=sess.get("cart", []),
-            created_at=_utc(sess.created_at),
-            expires_at=_utc(sess.expires_at),
-            max_user=MAX_USER_LENGTH,
-            max_item=MAX_ITEM_LENGTH,
+        response.set_data(
+            render_template(
+                "shop.html",
+                user=sess.get("user"),
+                logged_in_at=_iso_utc(sess.get("logged_in_at")),
+                cart=sess.get("cart", []),
+                created_at=_iso_utc(sess.created_at),
+                expires_at=_iso_utc(sess.expires_at),
+                idle_minutes=idle_minutes,
+                previous=previous,
+                notice=notice,
+                max_user=MAX_USER_LENGTH,
+                max_item=MAX_ITEM_LENGTH,
+                max_items=MAX_CART_ITEMS,
+                backend=app.config["DEMO_BACKEND"],
+                capacity_note=app.config.get("DEMO_CAPACITY_NOTE"),
+                worker=os.getpid() if app.config.get("DEMO_SHOW_WORKER") else None,
+            )
         )
+        return response
 
     @app.post("/login")
     def login() -> Response:
@@ -127,7 +171,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         sess.regenerate()
         sess["user"] = user
         sess["logged_in_at"] = datetime.now(timezone.utc)
-        return _back_home()
+        return _back_home(f"Welcome, {user}! Your session moved to a new id.")
 
     @app.post("/cart")
     def add_to_cart() -> Response:
@@ -138,12 +182,24 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # An in-place change to a nested value: the library notices it without
         # ``session.modified = True``.
         cart.append(item)
-        return _back_home()
+        return _back_home(f"Added “{item}” to your cart.")
+
+    @app.post("/cart/remove")
+    def remove_from_cart() -> Response:
+        sess = _session()
+        cart: list[str] = sess.get("cart", [])
+        position = request.form.get("position", "")
+        if not position.isdigit() or int(position) >= len(cart):
+            abort(400, description="No such item in the cart.")
+        item = cart.pop(int(position))
+        if not cart:
+            del sess["cart"]
+        return _back_home(f"Removed “{item}” from your cart.")
 
     @app.post("/logout")
     def logout() -> Response:
         # Deletes the record at the end of the request and expires the cookie.
         _session().clear()
-        return _back_home()
+        return _back_home("You are logged out; that session id is now worthless.")
 
     return app

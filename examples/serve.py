@@ -9,7 +9,8 @@ Where the sessions go:
 * otherwise: a moto server started inside this process, gone when the demo stops.
 
 ``DEMO_TABLE_NAME`` names the table (created if missing, default
-``dynamodb_session_flask_demo``). Stop with Ctrl-C or SIGTERM.
+``dynamodb_session_flask_demo``). Stop with Ctrl-C or SIGTERM. For several processes, see
+``examples/wsgi.py``.
 """
 
 from __future__ import annotations
@@ -18,21 +19,24 @@ import logging
 import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from app import create_app  # this file's directory is on sys.path when run as a script
 from flask import Flask
 
-from dynamodb_session_flask import create_table
+# Run as a script, only this file's folder is importable; the demo is the ``examples``
+# package of the repository.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dynamodb_session_flask import create_table  # noqa: E402
+from examples.app import DEFAULT_TABLE_NAME, create_app  # noqa: E402
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
 DEFAULT_PORT = 5000
-# Not the library's default "app_session": pointed at a real account, the demo should not
-# write into a table an application already uses.
-DEFAULT_TABLE_NAME = "dynamodb_session_flask_demo"
 HOST = "127.0.0.1"
 
 
@@ -60,7 +64,7 @@ def _start_embedded_moto() -> tuple[ThreadedMotoServer, str]:
 def _serve(app: Flask, port: int) -> None:
     """Serve until Ctrl-C or SIGTERM, which end this call by returning or by raising."""
     try:
-        from waitress import create_server
+        from waitress import create_server  # type: ignore[import-untyped]
     except ImportError:
         app.run(host=HOST, port=port)
     else:
@@ -80,21 +84,31 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     moto: ThreadedMotoServer | None = None
+    cost_dir = tempfile.TemporaryDirectory(prefix="dynamodb-session-flask-demo-")
     try:
         endpoint_url = os.environ.get("DYNAMODB_ENDPOINT_URL") or None
         if endpoint_url is not None:
-            where = endpoint_url
+            where = f"the DynamoDB endpoint at {endpoint_url}"
         elif os.environ.get("DEMO_REAL_DYNAMODB") == "1":
-            where = "Amazon DynamoDB (boto3 defaults)"
+            where = "Amazon DynamoDB (boto3's default credentials and region)"
         else:
             moto, endpoint_url = _start_embedded_moto()
-            where = f"embedded moto server at {endpoint_url}"
+            where = f"an embedded moto server at {endpoint_url}, gone when the demo stops"
 
         create_table(table_name, endpoint_url=endpoint_url, exist_ok=True)
+        capacity_note = (
+            "The embedded moto server reports a fixed 0.5 or 1 unit per call; DynamoDB "
+            "(and dynalite) bill by item size and read consistency."
+            if moto is not None
+            else None
+        )
         app = create_app(
             {
                 "SESSION_DYNAMODB_ENDPOINT_URL": endpoint_url,
                 "SESSION_DYNAMODB_TABLE_NAME": table_name,
+                "DEMO_COST_LOG": os.path.join(cost_dir.name, "costs.sqlite3"),
+                "DEMO_BACKEND": where,
+                "DEMO_CAPACITY_NOTE": capacity_note,
             }
         )
         print(f"Sessions: table {table_name!r} in {where}", flush=True)
@@ -107,6 +121,7 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if moto is not None:
             moto.stop()
+        cost_dir.cleanup()
     return 0
 
 
