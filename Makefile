@@ -10,7 +10,7 @@ ENGINES ?= moto dynalite
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint bench browser dist clean
+.PHONY: demo test lint bench browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
@@ -61,6 +61,12 @@ test: lint node_modules/.installed browser
 		echo "== test suite on $$engine =="; \
 		DYNAMODB_ENGINE=$$engine $(PY) -m pytest -q || exit 1; \
 	done
+
+# Refresh the README's picture of the demo, taken by the browser test on dynalite (whose
+# capacity figures are DynamoDB's).
+screenshot: $(VENV)/.test-installed node_modules/.installed browser
+	DYNAMODB_ENGINE=dynalite DEMO_SCREENSHOT=docs/demo.png \
+		$(PY) -m pytest -q tests/test_browser.py -k shopping
 
 bench: $(VENV)/.bench-installed node_modules/.installed
 	$(PY) benchmarks/run.py

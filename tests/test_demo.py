@@ -7,10 +7,8 @@ import contextlib
 import http.cookiejar
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,14 +26,13 @@ from dynamodb_session_flask import create_table
 from examples.app import MAX_USER_LENGTH, create_app
 
 from .engines import REPO_ROOT, LocalEngine, engine_client
+from .servers import free_port, stop, wait_until_serving
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 SERVE_SCRIPT = REPO_ROOT / "examples" / "serve.py"
 LOGIN_FORM = 'action="/login"'
-SERVE_READY_TIMEOUT = 60.0
-SERVE_STOP_TIMEOUT = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -340,13 +337,6 @@ def test_serving_process_is_shown_only_when_asked(
 # -- examples/serve.py as a process -------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def fetch(
     opener: urllib.request.OpenerDirector, url: str, form: dict[str, str] | None = None
 ) -> str:
@@ -355,20 +345,6 @@ def fetch(
         assert response.status == 200
         body: bytes = response.read()
         return body.decode("utf-8")
-
-
-def wait_until_serving(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVE_READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"serve.py exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                response.read()
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    pytest.fail(f"serve.py did not answer {url} in {SERVE_READY_TIMEOUT:.0f} s:\n{log.read_text()}")
 
 
 @pytest.mark.parametrize("backend", ["embedded", "endpoint"])
@@ -414,8 +390,8 @@ def test_serve_script_serves_the_shop(
         if backend == "endpoint":
             assert stored_sessions(demo_client, table_name) == 1
 
-        proc.terminate()  # SIGTERM: serve.py stops its embedded moto and exits cleanly
-        assert proc.wait(timeout=SERVE_STOP_TIMEOUT) == 0, log.read_text()
+        # SIGTERM: serve.py stops its embedded moto and exits cleanly.
+        assert stop(proc) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
