@@ -12,12 +12,21 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
+import boto3
 import pytest
 from flask import Flask, jsonify, request, session
 
 from dynamodb_session_flask import DynamoDbSession, DynamoDbSessionInstance, create_table
 
-from .engines import ENGINE_NAMES, REGION, LocalEngine, engine_client, start_engine
+from .engines import (
+    DUMMY_ACCESS_KEY,
+    DUMMY_SECRET_KEY,
+    ENGINE_NAMES,
+    REGION,
+    LocalEngine,
+    engine_client,
+    start_engine,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -90,6 +99,28 @@ def counted_client(endpoint_url: str, **config: Any) -> tuple[DynamoDBClient, Ca
 
     client.meta.events.register("before-call.dynamodb", count)
     return client, calls
+
+
+class CountingSession:
+    """A boto3 session that counts the DynamoDB clients built from it and their calls."""
+
+    def __init__(self) -> None:
+        self.session = boto3.session.Session(
+            aws_access_key_id=DUMMY_ACCESS_KEY,
+            aws_secret_access_key=DUMMY_SECRET_KEY,
+            region_name=REGION,
+        )
+        self.clients = 0
+        self.calls = 0
+        events = self.session.events
+        events.register("creating-client-class.dynamodb", self._built)
+        events.register("before-call.dynamodb", self._called)
+
+    def _built(self, **_: Any) -> None:
+        self.clients += 1
+
+    def _called(self, **_: Any) -> None:
+        self.calls += 1
 
 
 def add_routes(app: Flask) -> None:

@@ -5,36 +5,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
 
-import boto3
 from flask import Flask, session
 
 from dynamodb_session_flask import DynamoDbSession
 
-from .engines import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, REGION, LocalEngine
-
-
-class CountingSession:
-    """A boto3 session that counts the DynamoDB clients built from it and their calls."""
-
-    def __init__(self) -> None:
-        self.session = boto3.session.Session(
-            aws_access_key_id=DUMMY_ACCESS_KEY,
-            aws_secret_access_key=DUMMY_SECRET_KEY,
-            region_name=REGION,
-        )
-        self.clients = 0
-        self.calls = 0
-        events = self.session.events
-        events.register("creating-client-class.dynamodb", self._built)
-        events.register("before-call.dynamodb", self._called)
-
-    def _built(self, **_: Any) -> None:
-        self.clients += 1
-
-    def _called(self, **_: Any) -> None:
-        self.calls += 1
+from .conftest import CountingSession
+from .engines import LocalEngine
 
 
 def make_app(engine: LocalEngine, table_name: str, counting: CountingSession) -> Flask:
