@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
+import pytest
 from flask import Flask, session
 
 from dynamodb_session_flask import DynamoDbSession
@@ -75,3 +77,33 @@ def test_a_forked_child_builds_its_own_client(engine: LocalEngine, table_name: s
     # The child served a request with a client of its own, not the parent's pool.
     assert report == "1 False 2"
     assert counting.clients == 1
+
+
+def test_init_app_without_a_region_starts_and_answers_503(
+    engine: LocalEngine,
+    table_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No region anywhere boto3 looks: environment or config file.
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    app = Flask(__name__)
+    app.config.update(
+        SESSION_DYNAMODB_ENDPOINT_URL=engine.endpoint_url, SESSION_DYNAMODB_TABLE_NAME=table_name
+    )
+
+    @app.route("/visit")
+    def visit() -> str:
+        session["visits"] = 1
+        return "visited"
+
+    # Building the client early is an optimisation: its failure does not stop the app.
+    DynamoDbSession().init_app(app)
+    assert "not built at start-up" in caplog.text
+    # The first request that needs the client tries again and tells the truth.
+    assert app.test_client().get("/visit").status_code == 503
+    # Requests that never touch the session are served as usual.
+    assert app.test_client().get("/nowhere").status_code == 404

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 from flask import Flask
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
@@ -84,7 +85,14 @@ class DynamoDbSession(SessionInterface):
         is made. A process forked after this builds its own client on first use.
         """
         app.session_interface = self
-        self.context(app).store.prepare()
+        store = self.context(app).store
+        try:
+            store.prepare()
+        except BotoCoreError as exc:
+            # Building the client early only saves time: an environment without a region
+            # (a test run, a CLI command) must not fail to start for it. The first request
+            # that uses a session tries again, and gets a 503 if it still cannot.
+            logger.warning("DynamoDB client not built at start-up (%s); retrying on first use", exc)
 
     def context(self, app: Flask) -> SessionContext:
         """The application's settings, id rules and store, built once."""
