@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from flask import Flask
+from flask import Flask, after_this_request
+from flask.globals import request_ctx
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
@@ -146,7 +147,9 @@ class DynamoDbSession(SessionInterface):
         if not raw_id:
             return self.session_class(context)
         if len(raw_id) <= MAX_ID_LENGTH and context.ids.is_valid(raw_id):
-            return self.session_class(context, raw_id)
+            session = self.session_class(context, raw_id)
+            _watch_for_response_phase(request, session)
+            return session
         failed = loggable_id(raw_id)
         logger.info("Rejected a malformed or forged session id %s", failed[:16])
         return self.session_class(context, failed_sid=failed)
@@ -155,23 +158,44 @@ class DynamoDbSession(SessionInterface):
         """Write what the request changed (at most one write, two when the id changed),
         then send the id out, or expire the client's cookie when its session ended.
 
-        A DynamoDB failure turns the response into a 503 rather than pretending the change
-        was saved.
+        A DynamoDB failure, here or earlier in the request, turns the response into a 503
+        rather than pretending the change was saved or the session was empty.
         """
-        if not isinstance(session, DynamoDbSessionInstance) or not session.is_loaded:
+        if not isinstance(session, DynamoDbSessionInstance) or not session.is_used:
+            # A response that never depended on the session must stay cacheable: no Vary.
             return
         try:
             session.save()
-        except SessionBackendError as exc:
-            _replace_with_unavailable(response, exc)
-            return
-        response.vary.add("Cookie")
+        except SessionBackendError:
+            pass  # recorded on the session as its backend_error
         header_name = self.get_header_name(app)
+        response.vary.add("Cookie")
         if header_name is not None:
             response.vary.add(header_name)
-        if session.is_stored:
+        failure = session.backend_error
+        if failure is not None:
+            self._answer_unavailable(app, session, response, failure)
+        elif session.is_stored:
             self._send_id(app, session, response, header_name)
         elif session.client_had_id:
+            self._expire_cookie(app, response)
+
+    def _answer_unavailable(
+        self,
+        app: Flask,
+        session: DynamoDbSessionInstance,
+        response: Response,
+        failure: SessionBackendError,
+    ) -> None:
+        """Make ``response`` the 503 a DynamoDB failure calls for, keeping the
+        application's other headers (HSTS, frame options, its other cookies)."""
+        _replace_with_unavailable(response, failure)
+        _drop_cookie(response, self.get_cookie_name(app))
+        header_name = self.get_header_name(app)
+        if header_name is not None:
+            response.headers.pop(header_name, None)
+        if session.ended_client_record:
+            # The id the client holds is dead: let the browser forget it too.
             self._expire_cookie(app, response)
 
     def _send_id(
@@ -191,9 +215,12 @@ class DynamoDbSession(SessionInterface):
         )
         if header_name is not None:
             response.headers[header_name] = session.session_id
+        _keep_out_of_shared_caches(response)
 
     def _expire_cookie(self, app: Flask, response: Response) -> None:
         response.delete_cookie(self.get_cookie_name(app), **self._cookie_attributes(app))
+        # A cached logout would log out everyone the cache serves it to.
+        _keep_out_of_shared_caches(response)
 
     def _cookie_attributes(self, app: Flask) -> dict[str, Any]:
         """The attributes a cookie is set and expired with; they must match, or browsers
@@ -220,12 +247,71 @@ class _OwnedContext:
         self.context = context
 
 
+def _watch_for_response_phase(request: Request, session: DynamoDbSessionInstance) -> None:
+    """Tell the session when Flask starts finishing the response.
+
+    Functions registered with ``after_this_request`` run before every ``after_request``
+    hook, so this marks the point after which a DynamoDB failure must not be raised (Flask
+    would answer 500 and log a traceback) but recorded for ``save_session`` to answer 503.
+    """
+    # Only for the request being served: session_transaction() opens sessions of
+    # requests that are never dispatched.
+    if request_ctx and request_ctx.request is request:
+
+        @after_this_request
+        def mark(response: Response) -> Response:
+            session.mark_responding()
+            return response
+
+
+#: Headers that describe a response's body, dropped with the body a 503 replaces.
+_BODY_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Location",
+    "Content-Range",
+    "Content-Disposition",
+    "Content-MD5",
+    "ETag",
+    "Last-Modified",
+    "Location",
+    "Refresh",
+)
+
+
 def _replace_with_unavailable(response: Response, exc: SessionBackendError) -> None:
-    """Turn an already-built response into the 503 the failed save calls for, so the
-    client does not believe its change was stored."""
-    unavailable = exc.get_response()
-    response.status_code = unavailable.status_code
-    response.set_data(unavailable.get_data())
-    response.headers.clear()
-    response.headers.extend(unavailable.headers)
+    """Turn an already-built response into the 503 a DynamoDB failure calls for, so the
+    client does not believe its change was stored; a 503 the application already built
+    (its error page) is kept as it is."""
+    if response.status_code != exc.code:
+        unavailable = exc.get_response()
+        for name in _BODY_HEADERS:
+            response.headers.pop(name, None)
+        response.status_code = unavailable.status_code
+        response.set_data(unavailable.get_data())
+        response.content_type = unavailable.content_type
     response.headers["Retry-After"] = "1"
+    response.cache_control.no_store = True
+
+
+def _drop_cookie(response: Response, name: str) -> None:
+    """Remove every ``Set-Cookie`` of the cookie ``name`` from the response."""
+    kept = [
+        header
+        for header in response.headers.getlist("Set-Cookie")
+        if header.split("=", 1)[0].strip() != name
+    ]
+    response.headers.remove("Set-Cookie")
+    for header in kept:
+        response.headers.add("Set-Cookie", header)
+
+
+def _keep_out_of_shared_caches(response: Response) -> None:
+    """A response carrying a session id (or ending one) is one user's: mark it private so
+    no CDN or proxy stores it, whatever caching the application asked for."""
+    cache_control = response.cache_control
+    cache_control.public = False
+    cache_control.s_maxage = None
+    cache_control.private = True

@@ -12,8 +12,9 @@ Item layout (hash key ``id``, type S)::
     absolute_timeout  N
 
 IAM permissions used: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem`` on
-the table. Every write is conditional, so a request that finishes after a concurrent logout
-cannot bring the session back.
+the table. Every write to an existing session is conditional on the record existing *and*
+not having expired, so a request that finishes after a concurrent logout, or after the
+session's expiry, cannot bring the session back.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import logging
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .changes import delta
 from .errors import SessionBackendError, SessionError, SessionTooLargeError
 
 if TYPE_CHECKING:
@@ -49,7 +51,9 @@ _NUMBER_ATTRIBUTES = ("created", "refreshed", "expires", "idle_timeout", "absolu
 
 #: Conditions, by purpose.
 CREATE_ONLY = "attribute_not_exists(#id)"
-EXISTING_ONLY = "attribute_exists(#id)"
+#: The record exists and has expired neither by idle time nor by age. Comparisons with a
+#: missing attribute are false, so this also refuses a record that is gone.
+LIVE_ONLY = "attribute_exists(#id) AND #refreshed > :idle_cutoff AND #created > :absolute_cutoff"
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,25 @@ class SessionRecord:
     def rewritten(self, now: float, data: Mapping[str, str]) -> SessionRecord:
         """This record as rewritten at ``now`` with ``data``."""
         return SessionRecord(self.created, now, self.idle_timeout, self.absolute_timeout, data)
+
+    def limited(self, idle_timeout: int, absolute_timeout: int) -> SessionRecord:
+        """This record under timeouts no longer than the given ones: an operator who
+        shortens the settings shortens every live session on its next read."""
+        if idle_timeout >= self.idle_timeout and absolute_timeout >= self.absolute_timeout:
+            return self
+        return replace(
+            self,
+            idle_timeout=min(idle_timeout, self.idle_timeout),
+            absolute_timeout=min(absolute_timeout, self.absolute_timeout),
+        )
+
+    def live_condition_values(self, now: float) -> dict[str, AttributeValueTypeDef]:
+        """Values for :data:`LIVE_ONLY`: live at ``now`` means refreshed less than the idle
+        timeout ago and created less than the absolute timeout ago."""
+        return {
+            ":idle_cutoff": _number(now - self.idle_timeout),
+            ":absolute_cutoff": _number(now - self.absolute_timeout),
+        }
 
 
 class SessionIdCollisionError(SessionError):
@@ -138,20 +161,7 @@ class SessionStore:
                 Key={"id": {"S": key}},
                 ConsistentRead=self._consistent_read,
             )
-        item = response.get("Item")
-        if item is None:
-            return None
-        try:
-            return SessionRecord(
-                created=float(item["created"]["N"]),
-                refreshed=float(item["refreshed"]["N"]),
-                idle_timeout=int(item["idle_timeout"]["N"]),
-                absolute_timeout=int(item["absolute_timeout"]["N"]),
-                data={k: v["S"] for k, v in item["data"]["M"].items()},
-            )
-        except (KeyError, TypeError, ValueError):
-            logger.warning("Ignoring a malformed session item in table %s", self.table_name)
-            return None
+        return self._record_from_item(response.get("Item"))
 
     def create(self, key: str, record: SessionRecord) -> None:
         """Write a new session; never overwrites an existing one.
@@ -187,18 +197,23 @@ class SessionStore:
         """Write what changed between ``before`` and ``after.data`` as one conditional
         UpdateItem: ``SET`` the keys whose serialized value changed, ``REMOVE`` the keys that
         are gone, so concurrent requests changing different keys both survive; and move the
-        idle expiry to ``after.refreshed``.
+        idle expiry to ``after.refreshed``, the time of the write.
 
-        :returns: ``False`` when the session no longer exists (logged out or expired
-            meanwhile); nothing was written then.
+        :returns: ``False`` when the session is no longer live (logged out, ended
+            elsewhere, or expired meanwhile); nothing was written then.
         :raises SessionTooLargeError: before writing, when the item would be too large.
         """
-        changed = {k: v for k, v in after.data.items() if before.get(k) != v}
-        removed = [k for k in before if k not in after.data]
-        names = {"#id": "id", "#refreshed": "refreshed", "#expires": "expires"}
+        changed, removed = delta(before, after.data)
+        names = {
+            "#id": "id",
+            "#refreshed": "refreshed",
+            "#expires": "expires",
+            "#created": "created",
+        }
         values: dict[str, AttributeValueTypeDef] = {
             ":refreshed": _number(after.refreshed),
             ":expires": _expiry_epoch(after),
+            **after.live_condition_values(after.refreshed),
         }
         assignments = ["#refreshed = :refreshed", "#expires = :expires"]
         removals: list[str] = []
@@ -225,7 +240,7 @@ class SessionStore:
                     TableName=self.table_name,
                     Key={"id": {"S": key}},
                     UpdateExpression=expression,
-                    ConditionExpression=EXISTING_ONLY,
+                    ConditionExpression=LIVE_ONLY,
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                 )
@@ -237,6 +252,50 @@ class SessionStore:
         """Remove a session; removing one that is already gone is not an error."""
         with self._translate_errors("DeleteItem"):
             self._client().delete_item(TableName=self.table_name, Key={"id": {"S": key}})
+
+    def end_live(self, key: str, loaded: SessionRecord, now: float) -> SessionRecord | None:
+        """Delete a session only if it is still live at ``now``, and return what it held
+        when it was deleted: one conditional DeleteItem with ``ReturnValues=ALL_OLD``.
+
+        Rotation ends the old record with this *before* creating the new one, so a logout
+        that won the race is never undone, and a failure after this call leaves no live
+        record behind. It needs no transaction, which not every engine has.
+
+        :param loaded: the record as this request read it; its timeouts decide liveness.
+        :returns: ``None`` when the session was already gone or expired (nothing deleted).
+        """
+        try:
+            with self._translate_errors("DeleteItem"):
+                response = self._client().delete_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": key}},
+                    ConditionExpression=LIVE_ONLY,
+                    ExpressionAttributeNames={
+                        "#id": "id",
+                        "#refreshed": "refreshed",
+                        "#created": "created",
+                    },
+                    ExpressionAttributeValues=loaded.live_condition_values(now),
+                    ReturnValues="ALL_OLD",
+                )
+        except _ConditionFailed:
+            return None
+        return self._record_from_item(response.get("Attributes"))
+
+    def _record_from_item(self, item: Mapping[str, Any] | None) -> SessionRecord | None:
+        if not item:
+            return None
+        try:
+            return SessionRecord(
+                created=float(item["created"]["N"]),
+                refreshed=float(item["refreshed"]["N"]),
+                idle_timeout=int(item["idle_timeout"]["N"]),
+                absolute_timeout=int(item["absolute_timeout"]["N"]),
+                data={k: v["S"] for k, v in item["data"]["M"].items()},
+            )
+        except (KeyError, TypeError, ValueError):
+            logger.warning("Ignoring a malformed session item in table %s", self.table_name)
+            return None
 
     @contextmanager
     def _translate_errors(self, operation: str) -> Iterator[None]:
