@@ -311,6 +311,10 @@ def _drop_cookie(response: Response, name: str) -> None:
 def _keep_out_of_shared_caches(response: Response) -> None:
     """A response carrying a session id (or ending one) is one user's: mark it private so
     no CDN or proxy stores it, whatever caching the application asked for."""
+    if "Cache-Control" not in response.headers:
+        # The common case, without parsing and re-serializing the header.
+        response.headers["Cache-Control"] = "private"
+        return
     cache_control = response.cache_control
     cache_control.public = False
     cache_control.s_maxage = None

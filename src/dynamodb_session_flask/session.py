@@ -85,7 +85,7 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         self._changes = ChangeTracker()
         #: Storage keys of records this request ended, deleted first thing on save.
         self._doomed: list[str] = []
-        #: The record ``regenerate()`` moves to a new id, with its storage key.
+        #: The record ``regenerate()`` moves to a new id, with the id it had.
         self._rotating: tuple[str, SessionRecord] | None = None
         #: Whether this request used the session at all (its response then varies by it).
         self._used = False
@@ -243,7 +243,7 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         elif not self._loaded and self._presented_id is not None:
             keys.append(storage_key(self._presented_id))
         if self._rotating is not None:
-            keys.append(self._rotating[0])
+            keys.append(storage_key(self._rotating[0]))
         return keys
 
     # -- the extra methods ------------------------------------------------------------
@@ -291,7 +291,7 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         """
         self._ensure_loaded()
         if self._record is not None:
-            self._rotating = (storage_key(self.session_id), self._record)
+            self._rotating = (self.session_id, self._record)
             self._record = None
         self._id = None
         self.modified = True
@@ -333,15 +333,15 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
 
     def _rotate(self, context: SessionContext, now: float) -> None:
         assert self._rotating is not None
-        key, loaded = self._rotating
-        held = context.store.end_live(key, loaded, now)
+        old_id, loaded = self._rotating
+        held = context.store.end_live(storage_key(old_id), loaded, now)
         self._rotating = None
         self._ended_client_record = True
         if held is None:
             logger.info(
                 "Session %s ended by another request or expired before it could be moved to "
                 "a new id; its data is dropped",
-                loggable_id(self._presented_id or "")[:16],
+                loggable_id(old_id)[:16],
             )
             self._forget_everything()
             return
@@ -349,12 +349,13 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         held = held.limited(settings.idle_timeout, settings.absolute_timeout)
         ours = self._changes.current(dict.copy(self))
         data = rebase(self._changes.baseline, ours, held.data)
-        for key_name in list(dict.keys(self)):
-            if key_name not in data:
-                dict.__delitem__(self, key_name)
-        for key_name, text in data.items():
-            if ours.get(key_name) != text:
-                dict.__setitem__(self, key_name, codec.decode_value(text))
+        # What other requests changed meanwhile is now this session's too.
+        for key in list(dict.keys(self)):
+            if key not in data:
+                dict.__delitem__(self, key)
+        for key, text in data.items():
+            if ours.get(key) != text:
+                dict.__setitem__(self, key, codec.decode_value(text))
         if data:
             self._create_record(context, now, data, origin=held)
         else:
