@@ -6,7 +6,9 @@ The engine is chosen with ``DYNAMODB_ENGINE`` (``moto``, the default, or ``dynal
 
 from __future__ import annotations
 
+import base64
 import os
+import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -190,3 +192,10 @@ def app_and_calls(make_app: AppFactory) -> tuple[Flask, CallCounter]:
 
 def item_count(client: DynamoDBClient, table_name: str) -> int:
     return client.scan(TableName=table_name, Select="COUNT")["Count"]
+
+
+def random_text(size: int, seed: int = 0) -> str:
+    """``size`` characters of base64 of random bytes: text that compression cannot shrink
+    by a third, so it is stored, and counted, at its full size. Seeded: the same every run."""
+    data = random.Random(seed).randbytes(size * 3 // 4 + 3)
+    return base64.b64encode(data).decode()[:size]
