@@ -230,3 +230,27 @@ def test_stored_value_that_does_not_decompress_is_a_malformed_item(
     assert response.status_code == 200
     assert response.json == {}
     assert "malformed session item" in caplog.text
+
+
+def test_change_to_more_keys_than_a_delta_holds_stores_large_values_compressed(
+    shop: tuple[Flask, CallCounter], admin_client: DynamoDBClient, table_name: str
+) -> None:
+    app, calls = shop
+
+    @app.post("/many")
+    def many() -> str:
+        # More changed keys than one update expression may name: the whole map is written.
+        for n in range(150):
+            session[f"k{n}"] = n
+        session["cart"] = cart(41)
+        return "ok"
+
+    client = app.test_client()
+    client.post("/put-json/cart", json=CART)
+    calls.clear()
+    client.post("/many")
+
+    assert calls == {"GetItem": 1, "UpdateItem": 1}
+    stored = stored_values(admin_client, table_name)
+    assert set(stored["cart"]) == {"B"} and stored["k7"] == {"S": "7"}
+    assert client.get("/get").json == {"cart": cart(41), **{f"k{n}": n for n in range(150)}}
