@@ -6,8 +6,10 @@ The engine is chosen with ``DYNAMODB_ENGINE`` (``moto``, the default, or ``dynal
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -239,3 +241,10 @@ def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
         for record in caplog.records
         if record.name == LOGGER and record.levelno == logging.ERROR
     ]
+
+
+def random_text(size: int, seed: int = 0) -> str:
+    """``size`` characters of base64 of random bytes: text that compression cannot shrink
+    by a third, so it is stored, and counted, at its full size. Seeded: the same every run."""
+    data = random.Random(seed).randbytes(size * 3 // 4 + 3)
+    return base64.b64encode(data).decode()[:size]

@@ -10,7 +10,7 @@ from flask import Flask, session
 from werkzeug.http import parse_cookie
 from werkzeug.test import TestResponse
 
-from .conftest import AppFactory, item_count, proxied_app
+from .conftest import AppFactory, item_count, proxied_app, random_text
 from .fault_proxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 #: What the view stores after ending the session, by the failure it should cause.
 AFTERWARDS: dict[str, Any] = {
     "unserializable": lambda: object(),
-    "too-large": lambda: "x" * 500_000,
+    # Random text: compression cannot bring it under the item limit.
+    "too-large": lambda: random_text(500_000),
     "fine": lambda: "value",
 }
 

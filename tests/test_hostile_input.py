@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 from dynamodb_session_flask import SessionTooLargeError
 from dynamodb_session_flask.ids import storage_key
 
-from .conftest import AppFactory, CallCounter, item_count
+from .conftest import AppFactory, CallCounter, item_count, random_text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -188,7 +188,8 @@ def test_garbage_and_forged_ids_never_cause_a_5xx_or_a_lookup(
 def add_size_routes(app: Flask) -> None:
     @app.route("/fill/<key>/<int:size>")
     def fill(key: str, size: int) -> str:
-        session[key] = "x" * size
+        # Incompressible, so the value takes its full size in the item.
+        session[key] = random_text(size)
         return "filled"
 
 
@@ -256,7 +257,7 @@ def test_session_just_under_the_item_limit_is_saved(
     assert client.get("/fill/small/1000").status_code == 200
 
     stored = client.get("/get").json
-    assert stored == {"big": "x" * 390_000, "small": "x" * 1000}
+    assert stored == {"big": random_text(390_000), "small": random_text(1000)}
     assert item_count(admin_client, table_name) == 1
 
 

@@ -26,6 +26,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.use_header is False
     assert settings.consistent_read is True
     assert settings.refresh_interval == 60
+    assert settings.compress_threshold == 512
 
 
 def test_flask_defaults_keep_the_absolute_default() -> None:
@@ -43,6 +44,12 @@ def test_permanent_session_lifetime_caps_absolute_timeout(lifetime, absolute, ex
 
 def test_refresh_interval_defaults_to_a_tenth_of_a_short_idle_timeout() -> None:
     assert parse_settings({"SESSION_DYNAMODB_IDLE_TIMEOUT": 300}).refresh_interval == 30
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 4096])
+def test_compress_threshold_accepts_zero_and_any_byte_count(threshold: int) -> None:
+    config = {"SESSION_DYNAMODB_COMPRESS_THRESHOLD": threshold}
+    assert parse_settings(config).compress_threshold == threshold
 
 
 INVALID: list[tuple[str, Any]] = [
@@ -71,6 +78,10 @@ INVALID: list[tuple[str, Any]] = [
     ("SESSION_DYNAMODB_CONNECT_TIMEOUT", 0),
     ("SESSION_DYNAMODB_READ_TIMEOUT", "2"),
     ("SESSION_DYNAMODB_MAX_ATTEMPTS", 0),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", -1),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", 1.5),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", "512"),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", False),
     ("PERMANENT_SESSION_LIFETIME", "1 day"),
 ]
 

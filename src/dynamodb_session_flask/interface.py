@@ -110,7 +110,10 @@ class DynamoDbSession(SessionInterface):
             endpoint_url=settings.endpoint_url,
         )
         store = SessionStore(
-            settings.table_name, provider, consistent_read=settings.consistent_read
+            settings.table_name,
+            provider,
+            consistent_read=settings.consistent_read,
+            compress_threshold=settings.compress_threshold,
         )
         ids = SessionIds(settings.sid_byte_length, settings.sid_keys)
         return SessionContext(settings, ids, store, clock=lambda: self.now().timestamp())

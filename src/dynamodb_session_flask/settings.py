@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .compression import DEFAULT_THRESHOLD as DEFAULT_COMPRESS_THRESHOLD
 from .errors import ConfigError
 
 logger = logging.getLogger("dynamodb_session_flask")
@@ -61,6 +62,7 @@ class Settings:
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    compress_threshold: int
 
 
 KNOWN_KEYS = frozenset(
@@ -81,6 +83,7 @@ KNOWN_KEYS = frozenset(
         "CONNECT_TIMEOUT",
         "READ_TIMEOUT",
         "MAX_ATTEMPTS",
+        "COMPRESS_THRESHOLD",
     )
 )
 
@@ -116,6 +119,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         connect_timeout=_positive_number(config, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         read_timeout=_positive_number(config, "READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_attempts=_positive_int(config, "MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+        compress_threshold=_compress_threshold(config),
     )
 
 
@@ -248,3 +252,14 @@ def _table_name(config: Mapping[str, Any]) -> str:
             f"'.'), got {value!r}",
         )
     return value
+
+
+def _compress_threshold(config: Mapping[str, Any]) -> int:
+    key = PREFIX + "COMPRESS_THRESHOLD"
+    value = _value(config, "COMPRESS_THRESHOLD", DEFAULT_COMPRESS_THRESHOLD)
+    if not (_is_number(value) and value == int(value) and value >= 0):
+        raise ConfigError(
+            key,
+            f"must be a whole number of bytes, 0 or more (0 turns compression off), got {value!r}",
+        )
+    return int(value)

@@ -3,7 +3,8 @@
 Item layout (hash key ``id``, type S)::
 
     id                storage key: hash of the session id (see ids.storage_key)
-    data              M: one S entry per session key, the value's tagged JSON
+    data              M: one entry per session key: the value's tagged JSON (S), or, for
+                         a large value that compresses well, that text compressed (B)
     created           N: epoch seconds
     refreshed         N: epoch seconds of the last idle-expiry refresh
     expires           N: integer epoch seconds, min(refreshed + idle, created + absolute);
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import compression
 from .changes import delta
 from .errors import SessionBackendError, SessionError, SessionTooLargeError
 
@@ -99,17 +101,22 @@ class SessionIdCollisionError(SessionError):
     """A new session's key already exists in the table (a CSPRNG failure, or a bug)."""
 
 
-def item_size(key: str, data: Mapping[str, str]) -> int:
+def item_size(key: str, data: Mapping[str, str | bytes]) -> int:
     """An upper bound of the stored item's size under DynamoDB's accounting: attribute
-    names plus values, 3 bytes per map and 1 byte per map entry."""
+    names plus values, 3 bytes per map and 1 byte per map entry. Each value counts as
+    stored: text by its UTF-8 bytes, a compressed value by its bytes."""
     size = len("id") + len(key.encode())
     size += len("data") + 3
-    size += sum(len(k.encode()) + len(v.encode()) + 1 for k, v in data.items())
+    size += sum(len(k.encode()) + _stored_size(v) + 1 for k, v in data.items())
     size += sum(len(name) + _NUMBER_SIZE for name in _NUMBER_ATTRIBUTES)
     return size
 
 
-def ensure_fits(key: str, data: Mapping[str, str]) -> None:
+def _stored_size(value: str | bytes) -> int:
+    return len(value) if isinstance(value, bytes) else len(value.encode())
+
+
+def ensure_fits(key: str, data: Mapping[str, str | bytes]) -> None:
     """:raises SessionTooLargeError: before any write, when the item would be too large."""
     size = item_size(key, data)
     if size > ITEM_SIZE_LIMIT:
@@ -126,8 +133,23 @@ def _expiry_epoch(record: SessionRecord) -> AttributeValueTypeDef:
     return {"N": str(math.ceil(record.expires_at))}
 
 
-def _data_map(data: Mapping[str, str]) -> AttributeValueTypeDef:
-    return {"M": {k: {"S": v} for k, v in data.items()}}
+def _data_map(data: Mapping[str, str | bytes]) -> AttributeValueTypeDef:
+    return {"M": {k: _attribute(v) for k, v in data.items()}}
+
+
+def _attribute(value: str | bytes) -> AttributeValueTypeDef:
+    """A value as stored: text as S, compressed text as B."""
+    return {"B": value} if isinstance(value, bytes) else {"S": value}
+
+
+def _text(value: Mapping[str, Any]) -> str:
+    """A stored value's text. Items written before values were compressed hold S only.
+
+    :raises KeyError, ValueError: for anything else.
+    """
+    if "S" in value:
+        return str(value["S"])
+    return compression.decompress(value["B"])
 
 
 class SessionStore:
@@ -137,6 +159,9 @@ class SessionStore:
     :param client: returns the shared low-level client (built lazily by the caller).
     :param consistent_read: strongly consistent GetItem (1 read unit per 4 KB) so a session
         written by one request is seen by the next; eventual reads cost half.
+    :param compress_threshold: values whose text is longer than this many UTF-8 bytes are
+        stored compressed when that saves at least a third (see :mod:`.compression`); 0
+        stores every value as text. Either kind of stored value is read back.
 
     Every method makes exactly one DynamoDB call (``update`` none when there is nothing to
     write) and raises :class:`SessionBackendError` when DynamoDB cannot answer.
@@ -148,10 +173,12 @@ class SessionStore:
         client: Callable[[], DynamoDBClient],
         *,
         consistent_read: bool = True,
+        compress_threshold: int = compression.DEFAULT_THRESHOLD,
     ) -> None:
         self.table_name = table_name
         self._client = client
         self._consistent_read = consistent_read
+        self._compress_threshold = compress_threshold
 
     def get(self, key: str) -> SessionRecord | None:
         """The stored record, or ``None`` when there is none (expiry is the caller's check)."""
@@ -168,14 +195,15 @@ class SessionStore:
 
         :raises SessionTooLargeError: before writing, when the item would be too large.
         """
-        ensure_fits(key, record.data)
+        stored = {k: self._stored(v) for k, v in record.data.items()}
+        ensure_fits(key, stored)
         try:
             with self._translate_errors("PutItem"):
                 self._client().put_item(
                     TableName=self.table_name,
                     Item={
                         "id": {"S": key},
-                        "data": _data_map(record.data),
+                        "data": _data_map(stored),
                         "created": _number(record.created),
                         "refreshed": _number(record.refreshed),
                         "expires": _expiry_epoch(record),
@@ -218,15 +246,19 @@ class SessionStore:
         assignments = ["#refreshed = :refreshed", "#expires = :expires"]
         removals: list[str] = []
         if changed or removed:
-            ensure_fits(key, after.data)
+            stored = {k: self._stored(v) for k, v in changed.items()}
+            self._ensure_update_fits(key, after.data, stored)
             names["#data"] = "data"
             if len(changed) + len(removed) > MAX_DELTA_KEYS:
-                values[":data"] = _data_map(after.data)
+                whole = {
+                    k: stored[k] if k in stored else self._stored(v) for k, v in after.data.items()
+                }
+                values[":data"] = _data_map(whole)
                 assignments.append("#data = :data")
             else:
-                for index, (name, value) in enumerate(changed.items()):
+                for index, (name, value) in enumerate(stored.items()):
                     names[f"#s{index}"] = name
-                    values[f":s{index}"] = {"S": value}
+                    values[f":s{index}"] = _attribute(value)
                     assignments.append(f"#data.#s{index} = :s{index}")
                 for index, name in enumerate(removed):
                     names[f"#r{index}"] = name
@@ -247,6 +279,29 @@ class SessionStore:
         except _ConditionFailed:
             return False
         return True
+
+    def _stored(self, text: str) -> str | bytes:
+        """What one value is written as: its text compressed when that pays, else the text."""
+        packed = compression.compress(text, self._compress_threshold)
+        return text if packed is None else packed
+
+    def _ensure_update_fits(
+        self, key: str, data: Mapping[str, str], changed: Mapping[str, str | bytes]
+    ) -> None:
+        """:raises SessionTooLargeError: when the item after the update would be too large.
+
+        Unchanged values are first counted as text, an upper bound of their stored size
+        that needs no compression. Only when that bound is over the limit are they counted
+        as this store writes them, compressed or not: exact for values it wrote itself. A
+        value written as text by an earlier version, or under another threshold, may take
+        more room than counted; DynamoDB then refuses the write itself, and nothing changes.
+        """
+        bound = {k: changed.get(k, v) for k, v in data.items()}
+        if item_size(key, bound) <= ITEM_SIZE_LIMIT:
+            return
+        ensure_fits(
+            key, {k: changed[k] if k in changed else self._stored(v) for k, v in data.items()}
+        )
 
     def delete(self, key: str) -> None:
         """Remove a session; removing one that is already gone is not an error."""
@@ -291,7 +346,7 @@ class SessionStore:
                 refreshed=float(item["refreshed"]["N"]),
                 idle_timeout=int(item["idle_timeout"]["N"]),
                 absolute_timeout=int(item["absolute_timeout"]["N"]),
-                data={k: v["S"] for k, v in item["data"]["M"].items()},
+                data={k: _text(v) for k, v in item["data"]["M"].items()},
             )
         except (KeyError, TypeError, ValueError):
             logger.warning("Ignoring a malformed session item in table %s", self.table_name)
