@@ -78,9 +78,14 @@ class DynamoDbSession(SessionInterface):
 
     def init_app(self, app: Flask) -> None:
         """Validate the settings now (raising ``ConfigError``) rather than on the first
-        request, and install this interface as ``app.session_interface``."""
+        request, install this interface as ``app.session_interface``, and add the
+        ``flask dynamodb-session`` commands to ``app.cli`` (the package's ``flask.commands``
+        entry point adds them too, for apps that do not call this)."""
+        from .cli import cli  # the CLI imports this module
+
         app.session_interface = self
         self.context(app)
+        app.cli.add_command(cli)
 
     def context(self, app: Flask) -> SessionContext:
         """The application's settings, id rules and store, built once."""
