@@ -486,3 +486,44 @@ def test_a_user_id_that_cannot_bind_is_logged_not_fatal(
     assert "cannot bind the session to a user" in caplog.text
     assert client.get("/get").json == {"_user_id": ["not", "an", "id"]}
     assert client.get("/devices").json == []
+
+
+# -- with Flask-Login, whose key is the default ----------------------------------------------
+
+
+def test_flask_login_sessions_are_bound_listed_and_ended(make_app: AppFactory) -> None:
+    from flask_login import LoginManager, UserMixin, login_user, logout_user
+
+    class User(UserMixin):
+        def __init__(self, user_id: str) -> None:
+            self.id = user_id
+
+    app, _ = make_app()
+    LoginManager(app).user_loader(User)
+    add_user_routes(app)
+
+    @app.route("/flask-login/<name>")
+    def flask_login(name: str) -> Any:
+        sess.regenerate()
+        login_user(User(name))
+        return "ok"
+
+    @app.route("/flask-logout")
+    def flask_logout() -> Any:
+        logout_user()
+        return "ok"
+
+    desktop, laptop, phone = (browser(app, agent) for agent in ("Desktop", "Laptop", "Phone"))
+    for client in (desktop, laptop, phone):
+        client.get("/flask-login/7")
+    assert {row["user_agent"] for row in devices(desktop, expected=3)} == {
+        "Desktop",
+        "Laptop",
+        "Phone",
+    }
+
+    phone.get("/flask-logout")  # removes _user_id; Flask-Login's other keys may stay
+    assert {row["user_agent"] for row in devices(desktop)} == {"Desktop", "Laptop"}
+    assert desktop.get("/end-others").json == {"ended": 1}
+    assert not is_logged_in(laptop)
+    assert is_logged_in(desktop)
