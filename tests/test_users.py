@@ -527,3 +527,50 @@ def test_flask_login_sessions_are_bound_listed_and_ended(make_app: AppFactory) -
     assert desktop.get("/end-others").json == {"ended": 1}
     assert not is_logged_in(laptop)
     assert is_logged_in(desktop)
+
+
+# -- the index trailing the table ------------------------------------------------------------
+
+
+def test_a_session_lists_itself_before_the_index_catches_up(
+    users_app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, calls = users_app
+    here = logged_in(app, "alice", "Here")
+    logged_in(app, "alice", "There")
+    devices(here, expected=2)
+    # The index as DynamoDB may serve it a moment after a login: without this session.
+    store = app.session_interface.context(app).store  # type: ignore[attr-defined]
+    lagging = store.user_index_entries
+    own_key = storage_key(here.get_cookie("id").value)
+    monkeypatch.setattr(
+        store,
+        "user_index_entries",
+        lambda *args, **kwargs: [e for e in lagging(*args, **kwargs) if e.key != own_key],
+    )
+
+    listed = devices(here)
+
+    assert [(row["user_agent"], row["current"]) for row in listed] == [
+        ("There", False),
+        ("Here", True),
+    ]
+
+
+def test_a_session_ended_during_its_own_request_is_not_listed(
+    users_app, admin_client, table_name: str
+) -> None:
+    app, _ = users_app
+
+    @app.route("/ended-meanwhile")
+    def ended_meanwhile() -> Any:
+        len(sess)  # loaded while live; then another device ends it
+        key = storage_key(sess.session_id)
+        admin_client.delete_item(TableName=table_name, Key={"id": {"S": key}})
+        return jsonify([info.user_agent for info in sess.user_sessions()])
+
+    here = logged_in(app, "alice", "Here")
+    logged_in(app, "alice", "There")
+    devices(here, expected=2)
+
+    assert here.get("/ended-meanwhile").json == ["There"]

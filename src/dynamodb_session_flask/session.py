@@ -440,16 +440,15 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         ``SESSION_DYNAMODB_USER_ID_KEY``).
 
         Costs one Query on the per-user index and one BatchGetItem per 100 sessions. The
-        index is eventually consistent: a session bound a moment ago may be missing.
+        index is eventually consistent: another session bound a moment ago may be missing
+        (this one is always re-read, and listed once stored and bound).
 
         :raises UserIndexMissingError: when the table has no per-user index.
         """
         user_id = self._bound_user()
         if user_id is None:
             return []
-        return users.list_sessions(
-            self._require_context(), user_id, current_handle=self._own_handle(user_id)
-        )
+        return users.list_sessions(self._require_context(), user_id, current_key=self._own_key())
 
     def end_other_sessions(self) -> int:
         """End every other live session of this session's user and return how many were
@@ -503,6 +502,15 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             raise self._unavailable
         key = self._require_context().settings.user_id_key
         return users.user_id_of(dict.get(self, key))
+
+    def _own_key(self) -> str | None:
+        """The storage key of this session's record in the table, if it has one: the
+        loaded record's, or, while ``regenerate()`` is pending, the one being moved."""
+        if self._record is not None:
+            return storage_key(self.session_id)
+        if self._rotating is not None:
+            return self._rotating[0]
+        return None
 
     def _own_handle(self, user_id: str) -> str | None:
         """This session's handle, if its stored record is bound to ``user_id``."""

@@ -436,6 +436,7 @@ class SessionStore:
         }
         found: dict[str, SessionRecord] = {}
         unique = list(dict.fromkeys(keys))
+        # (No keys, no call: BatchGetItem rejects an empty request.)
         for start in range(0, len(unique), BATCH_GET_LIMIT):
             pending: dict[str, Any] = {
                 self.table_name: {

@@ -161,21 +161,26 @@ def _live(record: SessionRecord, settings: Settings, now: float) -> SessionRecor
 
 
 def list_sessions(
-    context: SessionContext, user_id: str, *, current_handle: str | None = None
+    context: SessionContext, user_id: str, *, current_key: str | None = None
 ) -> list[SessionInfo]:
     """The live sessions bound to ``user_id``, newest first.
+
+    ``current_key`` is the storage key of the session asking: it is marked ``current``,
+    and re-read with the others even when the index has not caught up with it yet, so a
+    session that just logged in sees itself, and one ended meanwhile does not.
 
     Costs one Query on the index and one strongly consistent BatchGetItem per 100 of the
     user's sessions (expired ones still awaiting TTL included).
     """
     settings = context.settings
     entries = context.store.user_index_entries(settings.user_index_name, user_id)
-    if not entries:
-        return []
-    records = context.store.get_many([entry.key for entry in entries])
+    keys = [entry.key for entry in entries]
+    if current_key is not None:
+        keys.append(current_key)
+    records = context.store.get_many(keys)
     now = context.clock()
     sessions = []
-    for record in records.values():
+    for key, record in records.items():
         binding = record.binding
         # The index may lag behind a rebinding or an unbinding; the item is the truth.
         if binding is None or binding.user_id != user_id:
@@ -190,7 +195,7 @@ def list_sessions(
                 last_active_at=_utc(live.refreshed),
                 expires_at=_utc(live.expires_at),
                 user_agent=binding.user_agent,
-                current=current_handle is not None and binding.handle == current_handle,
+                current=key == current_key,
             )
         )
     sessions.sort(key=lambda info: (info.created_at, info.handle), reverse=True)
