@@ -5,6 +5,7 @@ from .errors import (
     SessionBackendError,
     SessionError,
     SessionTooLargeError,
+    TableSetupError,
     UserIndexMissingError,
 )
 from .interface import DynamoDbSession
@@ -20,6 +21,7 @@ __all__ = [
     "SessionError",
     "SessionInfo",
     "SessionTooLargeError",
+    "TableSetupError",
     "UserIndexMissingError",
     "add_user_index",
     "create_table",
