@@ -14,6 +14,11 @@ from werkzeug.wrappers import Response
 
 from dynamodb_session_flask import DynamoDbSession, DynamoDbSessionInstance
 
+if __package__:  # imported as examples.app (the tests) or as app (serve.py)
+    from .devices import devices
+else:
+    from devices import devices
+
 MAX_USER_LENGTH = 64
 MAX_ITEM_LENGTH = 100
 # Each session is one DynamoDB item, and items are capped at 400 KB: bound what a client
@@ -56,6 +61,8 @@ PAGE = """<!doctype html>
   {% else %}
     <p>No session is stored for you yet.</p>
   {% endif %}
+
+  {{ devices_panel() }}
 </body>
 </html>
 """
@@ -99,10 +106,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Secure there, so the session would never come back. NEVER turn this off in
     # production: serve over HTTPS and keep the library's Secure-cookie default.
     app.config["SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE"] = False
+    # The shop keeps its user under "user" (Flask-Login's would be "_user_id"): sessions
+    # holding it are bound to that user, for the devices panel.
+    app.config["SESSION_DYNAMODB_USER_ID_KEY"] = "user"
     app.config.update(config or {})
 
     # Validates the SESSION_DYNAMODB_* settings now instead of on the first request.
     DynamoDbSession().init_app(app)
+    app.register_blueprint(devices)
 
     @app.get("/")
     def index() -> str:

@@ -27,6 +27,9 @@ def test_defaults_match_the_spec() -> None:
     assert settings.consistent_read is True
     assert settings.refresh_interval == 60
     assert settings.compress_threshold == 512
+    assert settings.user_id_key == "_user_id"  # Flask-Login's
+    assert settings.record_user_agent is True
+    assert settings.user_index_name == "user-index"
 
 
 def test_flask_defaults_keep_the_absolute_default() -> None:
@@ -83,6 +86,11 @@ INVALID: list[tuple[str, Any]] = [
     ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", "512"),
     ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", False),
     ("PERMANENT_SESSION_LIFETIME", "1 day"),
+    ("SESSION_DYNAMODB_USER_ID_KEY", ""),
+    ("SESSION_DYNAMODB_USER_ID_KEY", 5),
+    ("SESSION_DYNAMODB_RECORD_USER_AGENT", "no"),
+    ("SESSION_DYNAMODB_USER_INDEX_NAME", "ix"),
+    ("SESSION_DYNAMODB_USER_INDEX_NAME", "bad index"),
 ]
 
 

@@ -21,6 +21,7 @@ from .ids import SessionIds, loggable_id
 from .session import DynamoDbSessionInstance, SessionContext
 from .settings import Settings, parse_settings
 from .store import SessionStore
+from .users import user_agent_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -77,9 +78,14 @@ class DynamoDbSession(SessionInterface):
 
     def init_app(self, app: Flask) -> None:
         """Validate the settings now (raising ``ConfigError``) rather than on the first
-        request, and install this interface as ``app.session_interface``."""
+        request, install this interface as ``app.session_interface``, and add the
+        ``flask dynamodb-session`` commands to ``app.cli`` (the package's ``flask.commands``
+        entry point adds them too, for apps that do not call this)."""
+        from .cli import cli  # the CLI imports this module
+
         app.session_interface = self
         self.context(app)
+        app.cli.add_command(cli)
 
     def context(self, app: Flask) -> SessionContext:
         """The application's settings, id rules and store, built once."""
@@ -143,19 +149,25 @@ class DynamoDbSession(SessionInterface):
         cookie) and return a session that loads itself on first use. Ids of the wrong
         shape or with a bad signature are dropped here, before any DynamoDB call."""
         context = self.context(app)
+        # Kept in case this request binds the session to a user; no call is made for it.
+        user_agent = (
+            user_agent_of(request.headers.get("User-Agent"))
+            if context.settings.record_user_agent
+            else None
+        )
         raw_id = request.cookies.get(self.get_cookie_name(app))
         header_name = self.get_header_name(app)
         if not raw_id and header_name is not None:
             raw_id = request.headers.get(header_name)
         if not raw_id:
-            return self.session_class(context)
+            return self.session_class(context, user_agent=user_agent)
         if len(raw_id) <= MAX_ID_LENGTH and context.ids.is_valid(raw_id):
-            session = self.session_class(context, raw_id)
+            session = self.session_class(context, raw_id, user_agent=user_agent)
             _watch_for_response_phase(request, session)
             return session
         failed = loggable_id(raw_id)
         logger.info("Rejected a malformed or forged session id %s", failed[:16])
-        return self.session_class(context, failed_sid=failed)
+        return self.session_class(context, failed_sid=failed, user_agent=user_agent)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         """Write what the request changed (at most one write, two when the id changed),

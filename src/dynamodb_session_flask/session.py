@@ -9,6 +9,8 @@ and at the end of the request writes only what changed. What each request costs:
 * changed: one GetItem and one conditional UpdateItem carrying only the changed keys;
 * ``clear()``/``abandon()`` without reading first: one DeleteItem;
 * ``regenerate()``: one GetItem, one conditional DeleteItem and one PutItem.
+
+Binding the session to its user (see :mod:`.users`) rides on these same writes.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from typing import Any, Callable
 
 from flask.sessions import SessionMixin
 
-from . import codec
+from . import codec, users
 from .changes import ChangeTracker, rebase
 from .errors import SessionBackendError
 from .ids import SessionIds, loggable_id, storage_key
 from .settings import Settings
 from .store import SessionRecord, SessionStore
+from .users import SessionInfo
 
 logger = logging.getLogger("dynamodb_session_flask")
 
@@ -47,7 +50,9 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     """A Flask session stored in DynamoDB.
 
     Behaves like Flask's own session (a dict with ``permanent``, ``new`` and ``modified``),
-    plus :meth:`abandon`, :meth:`create`, :meth:`save` and :meth:`regenerate`. Nested
+    plus :meth:`abandon`, :meth:`create`, :meth:`save` and :meth:`regenerate`, and the
+    per-user :meth:`user_sessions`, :meth:`end_other_sessions` and
+    :meth:`end_user_session`. Nested
     mutations such as ``session["cart"].append(item)`` are saved without setting
     ``modified``: values that could have changed are compared with what was loaded, and
     only the keys that differ are written.
@@ -72,9 +77,12 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         presented_id: str | None = None,
         *,
         failed_sid: str = "",
+        user_agent: str | None = None,
     ) -> None:
         super().__init__()
         self._context = context
+        #: The request's User-Agent, kept with the record if this request binds it.
+        self._user_agent = user_agent
         #: The well-formed id the request carried; looked up on first use.
         self._presented_id = presented_id
         self._loaded = context is None or presented_id is None
@@ -369,13 +377,19 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         origin: SessionRecord | None = None,
     ) -> None:
         """Store ``data`` under this session's id; a rotated session keeps its origin's
-        creation time and timeouts."""
+        creation time and timeouts, and, while it names the same user, its binding (the
+        device keeps its handle)."""
         settings = context.settings
+        binding = users.binding_for(
+            settings, data, None if origin is None else origin.binding, self._user_agent
+        )
         if origin is None:
-            record = SessionRecord(now, now, settings.idle_timeout, settings.absolute_timeout, data)
+            record = SessionRecord(
+                now, now, settings.idle_timeout, settings.absolute_timeout, data, binding
+            )
         else:
             record = SessionRecord(
-                origin.created, now, origin.idle_timeout, origin.absolute_timeout, data
+                origin.created, now, origin.idle_timeout, origin.absolute_timeout, data, binding
             )
         context.store.create(storage_key(self.session_id), record)
         self._record = record
@@ -396,8 +410,16 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         if data == self._changes.baseline and not refresh_due:
             self._mark_saved(data)
             return
-        after = record.rewritten(now, data)
-        if context.store.update(key, self._changes.baseline, after):
+        user_key = context.settings.user_id_key
+        binding = users.binding_for(
+            context.settings,
+            data,
+            record.binding,
+            self._user_agent,
+            warn=data.get(user_key) != self._changes.baseline.get(user_key),
+        )
+        after = record.rewritten(now, data, binding)
+        if context.store.update(key, self._changes.baseline, after, binding_before=record.binding):
             self._record = after
             self._mark_saved(data)
         else:
@@ -410,6 +432,92 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     def _mark_saved(self, data: Mapping[str, str]) -> None:
         self._changes.reset(data)
         self.modified = False
+
+    # -- per-user sessions (see users.py) ------------------------------------------------
+
+    def user_sessions(self) -> list[SessionInfo]:
+        """The live sessions of this session's user, newest first, this one marked
+        ``current``; ``[]`` when the session holds no user id (under
+        ``SESSION_DYNAMODB_USER_ID_KEY``).
+
+        Costs one Query on the per-user index and one BatchGetItem per 100 sessions. The
+        index is eventually consistent: another session bound a moment ago may be missing
+        (this one is always re-read, and listed once stored and bound).
+
+        :raises UserIndexMissingError: when the table has no per-user index.
+        """
+        user_id = self._bound_user()
+        if user_id is None:
+            return []
+        return users.list_sessions(self._require_context(), user_id, current_key=self._own_key())
+
+    def end_other_sessions(self) -> int:
+        """End every other live session of this session's user and return how many were
+        ended: the call to make after a password change (ASVS 3.3.3). This session, and
+        a rotation of it under way (``regenerate()``), are kept. ``0`` without a user.
+
+        Costs one Query on the per-user index and one conditional DeleteItem per other
+        session. Requests of the ended sessions already in flight cannot bring them back;
+        a session bound within the last second or so may be missed (the index is
+        eventually consistent).
+
+        :raises UserIndexMissingError: when the table has no per-user index.
+        """
+        user_id = self._bound_user()
+        if user_id is None:
+            return 0
+        keep = set(self._client_record_keys())
+        if self._presented_id is not None:
+            keep.add(storage_key(self._presented_id))
+        return users.end_sessions(
+            self._require_context(),
+            user_id,
+            keep_keys=keep,
+            keep_handle=self._own_handle(user_id),
+        )
+
+    def end_user_session(self, handle: str) -> bool:
+        """End the session of this session's user named ``handle`` (from
+        :meth:`user_sessions`); ``False``, with nothing ended, for a handle of another
+        user's session, an unknown or malformed one, or when there is no user. Ending
+        this session's own handle is a logout: it works as :meth:`abandon`.
+
+        Costs one Query on the per-user index and one conditional DeleteItem (nothing for
+        a malformed handle).
+
+        :raises UserIndexMissingError: when the table has no per-user index.
+        """
+        user_id = self._bound_user()
+        if user_id is None or not users.is_handle(handle):
+            return False
+        if handle == self._own_handle(user_id):
+            self.abandon()
+            return True
+        return users.end_session(self._require_context(), user_id, handle)
+
+    def _bound_user(self) -> str | None:
+        """The user id this session's data names now, loading it first."""
+        self._ensure_loaded()
+        if self._unavailable is not None:
+            # Never answer "no user" for a session DynamoDB could not load.
+            raise self._unavailable
+        key = self._require_context().settings.user_id_key
+        return users.user_id_of(dict.get(self, key))
+
+    def _own_key(self) -> str | None:
+        """The storage key of this session's record in the table, if it has one: the
+        loaded record's, or, while ``regenerate()`` is pending, the one being moved."""
+        if self._record is not None:
+            return storage_key(self.session_id)
+        if self._rotating is not None:
+            return self._rotating[0]
+        return None
+
+    def _own_handle(self, user_id: str) -> str | None:
+        """This session's handle, if its stored record is bound to ``user_id``."""
+        record = self._current_record()
+        binding = None if record is None else record.binding
+        return binding.handle if binding is not None and binding.user_id == user_id else None
 
     # -- dict interface: load first, track changes ---------------------------------------
 
