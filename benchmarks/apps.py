@@ -1,21 +1,24 @@
-"""The Flask apps under measurement: one shop, three ways of keeping its session.
+"""The Flask apps under measurement: one shop, four ways of keeping its session.
 
 Every app answers the same routes the example shop does (``POST /login`` with form field
 ``user``, ``GET /``, ``POST /cart`` with form field ``item``, ``POST /logout``) and sends the
-same body for the same state, so only the session machinery differs:
+same body for the same state, so only the session machinery differs. What a login stores
+is one of the benchmark's payloads (see ``payloads.py``):
 
-- ``floor``: Flask's own cookie session for the user and cart, plus one raw GetItem per
-  request of a stored profile as large as the other apps' session. Any DynamoDB-backed
-  session must at least fetch its data once per request and decode it, so this is the cost
-  below which no implementation can go. The profile is decoded with Flask's session
-  serializer, the one every Flask session format uses.
-- ``ours``: this package's ``DynamoDbSession``.
+- ``floor``: Flask's own cookie session for the user and the items added to the cart, plus
+  one raw GetItem per request of the payload stored as one text attribute, as large as the
+  other apps' session. Any DynamoDB-backed session must at least fetch its data once per
+  request and decode it. The payload is decoded with Flask's session serializer, the one
+  every Flask session format uses.
+- ``ours``: this package's ``DynamoDbSession`` with its defaults.
+- ``ours_uncompressed``: the same with ``SESSION_DYNAMODB_COMPRESS_THRESHOLD = 0``: every
+  value stored as text, as before values were compressed.
 - ``flask_session``: Flask-Session's DynamoDB backend with its defaults, when installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -23,20 +26,24 @@ from botocore.config import Config
 from flask import Flask, request, session
 from flask.json.tag import TaggedJSONSerializer
 
+from .payloads import PAYLOADS, Payload
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 else:
     DynamoDBClient = Any
 
-IMPLEMENTATIONS = ("floor", "ours", "flask_session")
+IMPLEMENTATIONS = ("floor", "ours", "ours_uncompressed", "flask_session")
 LABELS = {
     "floor": "floor: cookie session + 1 GetItem",
     "ours": "dynamodb-session-flask (this package)",
+    "ours_uncompressed": "this package, compression off",
     "flask_session": "Flask-Session 0.8 DynamoDB backend",
 }
 TABLES = {
     "floor": "bench_floor_profile",
     "ours": "bench_ours_session",
+    "ours_uncompressed": "bench_ours_session",
     "flask_session": "bench_flask_session",
 }
 SECRET_KEY = "benchmark-only-secret-key-not-for-production"
@@ -79,28 +86,10 @@ def create_plain_table(client: DynamoDBClient, table_name: str) -> None:
     )
 
 
-def profile_template(size: int) -> dict[str, Any]:
-    """A user profile whose serialized form is about ``size`` bytes: what a login puts in
-    the session. Deterministic, so every implementation stores the same bytes."""
-    profile: dict[str, Any] = {
-        "user": "",
-        "display_name": "Benchmark User",
-        "email": "user@example.test",
-        "locale": "en-GB",
-        "timezone": "Europe/London",
-        "roles": ["customer", "newsletter"],
-        "preferences": {"currency": "EUR", "theme": "dark", "page_size": 24},
-        "recently_viewed": [],
-    }
-    viewed: list[str] = profile["recently_viewed"]
-    while len(_serializer.dumps(profile)) < size:
-        viewed.append(f"sku-{len(viewed):06d}")
-    return profile
-
-
-def summary(user: str | None, cart: list[str], profile: Mapping[str, Any]) -> str:
+def summary(user: str | None, cart: Sequence[Any], details: Sequence[Any]) -> str:
     """The page body: it uses every part of the state so no implementation can skip one."""
-    return f"{user or 'anonymous'}: {len(cart)} in cart, {len(profile)} profile fields"
+    present = sum(1 for detail in details if detail)
+    return f"{user or 'anonymous'}: {len(cart)} in cart, {present} details"
 
 
 def _new_app(name: str) -> Flask:
@@ -109,87 +98,104 @@ def _new_app(name: str) -> Flask:
     return app
 
 
-def floor_profile_key(size: int) -> str:
-    return f"profile-{size}"
+def floor_payload_key(payload: Payload) -> str:
+    return f"payload-{payload.name}"
 
 
-def seed_floor_profile(client: DynamoDBClient, table_name: str, size: int) -> None:
-    """Store the profile the floor app fetches on every request."""
+def seed_floor_payload(client: DynamoDBClient, table_name: str, payload: Payload) -> None:
+    """Store the payload the floor app fetches on every request."""
     client.put_item(
         TableName=table_name,
         Item={
-            "id": {"S": floor_profile_key(size)},
-            "profile": {"S": _serializer.dumps(profile_template(size))},
+            "id": {"S": floor_payload_key(payload)},
+            "payload": {"S": _serializer.dumps(payload.login_data())},
         },
     )
 
 
-def make_floor_app(client: DynamoDBClient, table_name: str, size: int) -> Flask:
-    app = _new_app("bench_floor")
-    key = {"id": {"S": floor_profile_key(size)}}
+def _details(state: dict[str, Any]) -> list[Any]:
+    return [value for key, value in state.items() if key not in ("user", "cart")]
 
-    def load_profile() -> dict[str, Any]:
+
+def make_floor_app(client: DynamoDBClient, table_name: str, payload: Payload) -> Flask:
+    app = _new_app("bench_floor")
+    key = {"id": {"S": floor_payload_key(payload)}}
+
+    def load_payload() -> dict[str, Any]:
         item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True)["Item"]
-        profile: dict[str, Any] = _serializer.loads(item["profile"]["S"])
-        return profile
+        state: dict[str, Any] = _serializer.loads(item["payload"]["S"])
+        return state
+
+    def page(state: dict[str, Any]) -> str:
+        cart = [*state["cart"], *session.get("added", [])]
+        return summary(session.get("user"), cart, _details(state))
 
     @app.post("/login")
     def login() -> str:
-        profile = load_profile()
+        state = load_payload()
         session["user"] = request.form["user"]
-        session["cart"] = []
-        return summary(session["user"], session["cart"], profile)
+        session["added"] = []
+        return page(state)
 
     @app.get("/")
     def index() -> str:
-        profile = load_profile()
-        return summary(session.get("user"), session.get("cart", []), profile)
+        return page(load_payload())
 
     @app.post("/cart")
     def add_to_cart() -> str:
-        profile = load_profile()
-        session["cart"] = [*session.get("cart", []), request.form["item"]]
-        return summary(session.get("user"), session["cart"], profile)
+        state = load_payload()
+        session["added"] = [*session.get("added", []), payload.cart_item(request.form["item"])]
+        return page(state)
 
     @app.post("/logout")
     def logout() -> str:
-        load_profile()
+        load_payload()
         session.clear()
-        return summary(None, [], {})
+        return summary(None, [], [])
 
     return app
 
 
-def _add_session_views(app: Flask, size: int) -> None:
+def _add_session_views(app: Flask, payload: Payload) -> None:
     """The same shop with everything in the server-side session."""
-    template = profile_template(size)
+    # Built once: what the views cost, not what building the payload costs, is measured.
+    template = payload.login_data()
+
+    def page() -> str:
+        return summary(
+            session.get("user"),
+            session.get("cart", []),
+            [session.get(key) for key in template if key != "cart"],
+        )
 
     @app.post("/login")
     def login() -> str:
-        user = request.form["user"]
-        session["user"] = user
-        session["profile"] = {**template, "user": user}
-        session["cart"] = []
-        return summary(user, [], session["profile"])
+        session["user"] = request.form["user"]
+        for key, value in template.items():
+            session[key] = value
+        return page()
 
     @app.get("/")
     def index() -> str:
-        return summary(session.get("user"), session.get("cart", []), session.get("profile", {}))
+        return page()
 
     @app.post("/cart")
     def add_to_cart() -> str:
         # Reassigned rather than appended in place: Flask-Session only saves what it sees
         # assigned, and the comparison is about cost, not about that difference.
-        session["cart"] = [*session.get("cart", []), request.form["item"]]
-        return summary(session.get("user"), session["cart"], session.get("profile", {}))
+        item = payload.cart_item(request.form["item"])
+        session["cart"] = [*session.get("cart", []), item]
+        return page()
 
     @app.post("/logout")
     def logout() -> str:
         session.clear()
-        return summary(None, [], {})
+        return summary(None, [], [])
 
 
-def make_ours_app(client: DynamoDBClient, table_name: str, size: int) -> Flask:
+def make_ours_app(
+    client: DynamoDBClient, table_name: str, payload: Payload, *, compress: bool = True
+) -> Flask:
     from dynamodb_session_flask import DynamoDbSession
 
     app = _new_app("bench_ours")
@@ -198,8 +204,10 @@ def make_ours_app(client: DynamoDBClient, table_name: str, size: int) -> Flask:
         # The benchmark talks plain HTTP; a Secure cookie would never come back.
         SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE=False,
     )
+    if not compress:
+        app.config["SESSION_DYNAMODB_COMPRESS_THRESHOLD"] = 0
     app.session_interface = DynamoDbSession(client=client)
-    _add_session_views(app, size)
+    _add_session_views(app, payload)
     return app
 
 
@@ -221,7 +229,7 @@ def flask_session_problem() -> str | None:
     return None
 
 
-def make_flask_session_app(endpoint_url: str, table_name: str, size: int) -> Flask:
+def make_flask_session_app(endpoint_url: str, table_name: str, payload: Payload) -> Flask:
     """Flask-Session takes a boto3 resource; its low-level client is ``app.extensions
     ["bench_client"]`` so the caller can meter it."""
     from flask_session.dynamodb import DynamoDBSessionInterface
@@ -230,32 +238,36 @@ def make_flask_session_app(endpoint_url: str, table_name: str, size: int) -> Fla
     app = _new_app("bench_flask_session")
     app.session_interface = DynamoDBSessionInterface(app, client=resource, table_name=table_name)
     app.extensions["bench_client"] = resource.meta.client
-    _add_session_views(app, size)
+    _add_session_views(app, payload)
     return app
 
 
-def build_app(implementation: str, endpoint_url: str, size: int) -> tuple[Flask, DynamoDBClient]:
+def build_app(
+    implementation: str, endpoint_url: str, payload_name: str
+) -> tuple[Flask, DynamoDBClient]:
     """One app with its one shared DynamoDB client, ready to serve (tables must exist)."""
     table = TABLES[implementation]
+    payload = PAYLOADS[payload_name]
     if implementation == "flask_session":
-        app = make_flask_session_app(endpoint_url, table, size)
+        app = make_flask_session_app(endpoint_url, table, payload)
         client: DynamoDBClient = app.extensions["bench_client"]
         return app, client
     client = dynamodb_client(endpoint_url)
     if implementation == "floor":
-        return make_floor_app(client, table, size), client
-    if implementation == "ours":
-        return make_ours_app(client, table, size), client
+        return make_floor_app(client, table, payload), client
+    if implementation in ("ours", "ours_uncompressed"):
+        compress = implementation == "ours"
+        return make_ours_app(client, table, payload, compress=compress), client
     raise ValueError(f"unknown implementation {implementation!r}; one of {IMPLEMENTATIONS}")
 
 
 def prepare_tables(
-    client: DynamoDBClient, sizes: tuple[int, ...], with_flask_session: bool
+    client: DynamoDBClient, payloads: Sequence[str], with_flask_session: bool
 ) -> None:
-    """Create every table and the floor's stored profiles."""
+    """Create every table and the floor's stored payloads."""
     create_plain_table(client, TABLES["floor"])
-    for size in sizes:
-        seed_floor_profile(client, TABLES["floor"], size)
+    for name in payloads:
+        seed_floor_payload(client, TABLES["floor"], PAYLOADS[name])
     create_ours_table(client, TABLES["ours"])
     if with_flask_session:
         create_plain_table(client, TABLES["flask_session"])

@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from flask.json.tag import TaggedJSONSerializer
 
-from .apps import profile_template
+from dynamodb_session_flask import compression
+
+from .payloads import profile_template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import WriteRequestUnionTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, WriteRequestUnionTypeDef
 else:
     DynamoDBClient = Any
+    AttributeValueTypeDef = Any
     WriteRequestUnionTypeDef = Any
 
 #: DynamoDB's limit of items per BatchWriteItem call.
@@ -27,16 +30,17 @@ BATCH_SIZE = 25
 _serializer = TaggedJSONSerializer()
 
 
-def _session_item(profile: str, now: int) -> dict[str, Any]:
+def _session_item(profile: AttributeValueTypeDef, now: int) -> dict[str, Any]:
     # The layout the package stores (see its store module): a hashed id, one tagged-JSON
-    # string per session key, epoch-second timestamps. All live for the next hours.
+    # value per session key (compressed when large), epoch-second timestamps. All live for
+    # the next hours.
     key = base64.urlsafe_b64encode(hashlib.sha256(os.urandom(32)).digest()).decode()
     return {
         "id": {"S": key.rstrip("=")},
         "data": {
             "M": {
                 "user": {"S": _serializer.dumps(key[:12])},
-                "profile": {"S": profile},
+                "profile": profile,
                 "cart": {"S": "[]"},
             }
         },
@@ -48,7 +52,9 @@ def _session_item(profile: str, now: int) -> dict[str, Any]:
     }
 
 
-def _write_batches(client: DynamoDBClient, table_name: str, batches: int, profile: str) -> int:
+def _write_batches(
+    client: DynamoDBClient, table_name: str, batches: int, profile: AttributeValueTypeDef
+) -> int:
     written = 0
     now = int(time.time())
     for _ in range(batches):
@@ -73,7 +79,9 @@ def load_sessions(
     """Write ``count`` (rounded up to a whole batch) sessions of about ``size`` bytes with
     parallel BatchWriteItem calls; returns how many were written. ``client`` must have a
     connection pool of at least ``threads`` (boto3 clients are safe to share)."""
-    profile = _serializer.dumps(profile_template(size))
+    text = _serializer.dumps(profile_template(size))
+    packed = compression.compress(text)
+    profile: AttributeValueTypeDef = {"S": text} if packed is None else {"B": packed}
     batches = -(-count // BATCH_SIZE)
     shares = [batches // threads + (1 if i < batches % threads else 0) for i in range(threads)]
     with ThreadPoolExecutor(threads) as pool:

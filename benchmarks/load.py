@@ -83,7 +83,7 @@ def cpu_seconds(pid: int) -> float:
 class Server:
     """One app served by ``benchmarks.serve`` in a child process."""
 
-    def __init__(self, implementation: str, endpoint_url: str, size: int) -> None:
+    def __init__(self, implementation: str, endpoint_url: str, payload: str) -> None:
         self._log: IO[bytes] = tempfile.TemporaryFile()
         # Local engines do not check credentials; real ones must never reach a test server.
         env = {
@@ -95,7 +95,7 @@ class Server:
         env.pop("AWS_SESSION_TOKEN", None)
         env.pop("AWS_PROFILE", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.serve", implementation, endpoint_url, str(size)],
+            [sys.executable, "-m", "benchmarks.serve", implementation, endpoint_url, payload],
             cwd=str(REPO_ROOT),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -240,14 +240,14 @@ def measure(
     name: str,
     implementation: str,
     endpoint_url: str,
-    size: int,
+    payload: str,
     seconds: float,
     concurrency: int,
     warmup: float,
 ) -> LoadResult:
     """Serve one app, warm it up, then drive it for ``seconds`` while sampling its memory
     and CPU from /proc."""
-    server = Server(implementation, endpoint_url, size)
+    server = Server(implementation, endpoint_url, payload)
     steps = example_steps if implementation == "example" else user_steps
     try:
         warm = drive(server.port, warmup, concurrency, steps)

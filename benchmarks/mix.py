@@ -1,6 +1,6 @@
 """The request mix, driven in-process through Flask's test client.
 
-Per simulated user: log in (the session gets the user and a profile of the chosen size),
+Per simulated user: log in (the session gets the user and one of the benchmark's payloads),
 read the session on 18 requests, change it once (add to the cart), log out. Every response
 is checked, so an implementation that lost its session cannot look cheap.
 """
@@ -32,13 +32,15 @@ class Step:
     expect: str | None
 
 
-def user_steps(user: str) -> list[Step]:
-    """One user's visit to a benchmark app, with the text each response must contain."""
+def user_steps(user: str, in_cart: int = 0) -> list[Step]:
+    """One user's visit to a benchmark app whose login puts ``in_cart`` lines in the cart,
+    with the text each response must contain."""
+    before, after = f"{user}: {in_cart} in cart", f"{user}: {in_cart + 1} in cart"
     return [
-        Step("login", "POST", "/login", {"user": user}, f"{user}: 0 in cart"),
-        *[Step("read", "GET", "/", None, f"{user}: 0 in cart")] * (READS_PER_USER // 2),
-        Step("change", "POST", "/cart", {"item": "sku-000042"}, f"{user}: 1 in cart"),
-        *[Step("read", "GET", "/", None, f"{user}: 1 in cart")] * (READS_PER_USER // 2),
+        Step("login", "POST", "/login", {"user": user}, before),
+        *[Step("read", "GET", "/", None, before)] * (READS_PER_USER // 2),
+        Step("change", "POST", "/cart", {"item": "sku-000042"}, after),
+        *[Step("read", "GET", "/", None, after)] * (READS_PER_USER // 2),
         Step("logout", "POST", "/logout", None, "anonymous: 0 in cart"),
     ]
 
@@ -63,12 +65,14 @@ class Subject:
     app: Flask
     meter: Meter
     timer: TimedWsgi
+    #: Cart lines right after login.
+    in_cart: int = 0
 
     @classmethod
-    def wrap(cls, name: str, app: Flask, meter: Meter) -> Subject:
+    def wrap(cls, name: str, app: Flask, meter: Meter, in_cart: int = 0) -> Subject:
         timer = TimedWsgi(app.wsgi_app)
         app.wsgi_app = timer  # type: ignore[method-assign]
-        return cls(name, app, meter, timer)
+        return cls(name, app, meter, timer, in_cart)
 
 
 @dataclass
@@ -108,28 +112,44 @@ def percentile(values: list[float], quantile: float) -> float:
     return ordered[rank]
 
 
+def run_user(subject: Subject, user: str, result: RoundResult) -> None:
+    """One user's visit, with its own cookie jar, added to ``result``."""
+    client = subject.app.test_client()
+    for step in user_steps(user, subject.in_cart):
+        before = subject.meter.snapshot()
+        response = client.open(step.path, method=step.method, data=step.form)
+        spent = subject.meter.snapshot() - before
+        body = response.get_data(as_text=True)
+        if response.status_code != 200 or (step.expect and step.expect not in body):
+            result.failures.append(
+                f"{step.method} {step.path}: {response.status_code} {body[:120]!r}"
+            )
+        result.usage = result.usage + spent
+        result.by_kind[step.kind] = result.by_kind.get(step.kind, Usage()) + spent
+        result.requests_by_kind[step.kind] += 1
+        cpu = subject.timer.last.cpu
+        result.cpu_by_kind[step.kind] = result.cpu_by_kind.get(step.kind, 0.0) + cpu
+        result.cpu.append(cpu)
+        result.wall.append(subject.timer.last.wall)
+
+
 def run_round(subject: Subject, users: int, tag: str) -> RoundResult:
-    """Every user's visit, one after the other, each with its own cookie jar."""
+    """Every user's visit to one implementation, one after the other."""
     result = RoundResult(subject.name)
     for number in range(users):
-        client = subject.app.test_client()
-        for step in user_steps(f"{tag}-{number}"):
-            before = subject.meter.snapshot()
-            response = client.open(step.path, method=step.method, data=step.form)
-            spent = subject.meter.snapshot() - before
-            body = response.get_data(as_text=True)
-            if response.status_code != 200 or (step.expect and step.expect not in body):
-                result.failures.append(
-                    f"{step.method} {step.path}: {response.status_code} {body[:120]!r}"
-                )
-            result.usage = result.usage + spent
-            result.by_kind[step.kind] = result.by_kind.get(step.kind, Usage()) + spent
-            result.requests_by_kind[step.kind] += 1
-            cpu = subject.timer.last.cpu
-            result.cpu_by_kind[step.kind] = result.cpu_by_kind.get(step.kind, 0.0) + cpu
-            result.cpu.append(cpu)
-            result.wall.append(subject.timer.last.wall)
+        run_user(subject, f"{tag}-{number}", result)
     return result
+
+
+def run_interleaved(subjects: list[Subject], users: int, tag: str) -> dict[str, RoundResult]:
+    """Every user's visit to each implementation, taking turns user by user (in a rotating
+    order), so that a burst of other work on the machine falls on all of them alike."""
+    results = {subject.name: RoundResult(subject.name) for subject in subjects}
+    for number in range(users):
+        shift = number % len(subjects)
+        for subject in subjects[shift:] + subjects[:shift]:
+            run_user(subject, f"{tag}-{number}", results[subject.name])
+    return results
 
 
 def median(values: list[float]) -> float:

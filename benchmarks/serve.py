@@ -1,7 +1,7 @@
 """Serve one benchmark app with waitress (a real multi-threaded WSGI server) on 127.0.0.1.
 
 Run by the load benchmark as a child process: ``python -m benchmarks.serve IMPL ENDPOINT
-SIZE``. It binds a free port, prints ``listening PORT`` once ready and serves until it is
+PAYLOAD``. It binds a free port, prints ``listening PORT`` once ready and serves until it is
 terminated. ``IMPL`` is one of the benchmark apps, or ``example`` for ``examples/app.py``.
 """
 
@@ -18,6 +18,7 @@ from flask import Flask
 from waitress.server import create_server  # type: ignore[import-untyped]
 
 from .apps import IMPLEMENTATIONS, TABLES, build_app
+from .payloads import PAYLOADS
 
 EXAMPLE_APP = Path(__file__).resolve().parent.parent / "examples" / "app.py"
 THREADS = 8
@@ -46,13 +47,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("implementation", choices=[*IMPLEMENTATIONS, "example"])
     parser.add_argument("endpoint_url")
-    parser.add_argument("size", type=int)
+    parser.add_argument("payload", choices=list(PAYLOADS))
     args = parser.parse_args(argv)
     if args.implementation == "example":
         cost_dir = tempfile.TemporaryDirectory(prefix="bench-example-")
         app = load_example_app(args.endpoint_url, os.path.join(cost_dir.name, "costs.sqlite3"))
     else:
-        app, _ = build_app(args.implementation, args.endpoint_url, args.size)
+        app, _ = build_app(args.implementation, args.endpoint_url, args.payload)
     # Waitress warns on stderr when its queue backs up; under a saturating load that is
     # expected and would only bury real errors.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

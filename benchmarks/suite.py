@@ -1,6 +1,6 @@
-"""The whole benchmark: cost and CPU of the request mix for each implementation at two
-session sizes, the same with 100,000 sessions in the table, and a load run under real
-concurrency; then the issue's targets, met or not."""
+"""The whole benchmark: cost and CPU of the request mix for each implementation and each
+kind of session, the same with 100,000 sessions in the table, and a load run under real
+concurrency; then the targets, met or not, and the README's figures and chart rewritten."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from tests.engines import LocalEngine, engine_client, start_engine
@@ -18,7 +19,9 @@ from tests.engines import LocalEngine, engine_client, start_engine
 from . import apps, coldstart, load
 from .bulk import load_sessions
 from .metering import Meter
-from .mix import REQUESTS_PER_USER, RoundResult, Subject, run_round
+from .mix import REQUESTS_PER_USER, RoundResult, Subject, run_interleaved, run_round
+from .payloads import PAYLOADS
+from .readme import Run, publish
 from .report import (
     Figures,
     Target,
@@ -34,8 +37,11 @@ from .serve import THREADS, example_available
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-SIZES = (1000, 8000)
-SIZE_NAMES = {1000: "~1 KB", 8000: "~8 KB"}
+#: The sessions measured (see payloads.py); the first is the one of the scale and load runs.
+PAYLOAD_NAMES = ("1k", "8k", "8k-shop", "8k-random")
+SMALL = PAYLOAD_NAMES[0]
+#: Bytes of the sessions loaded in bulk for the scale run: the size of the small session.
+BULK_SESSION_SIZE = 1000
 WARMUP_USERS = 2
 MAX_FAILURES_SHOWN = 3
 
@@ -45,6 +51,11 @@ MAX_WRITE_UNITS_1KB = 0.30
 #: "Far below the peers" at 8 KB: at most this fraction of the cheapest peer's write units.
 MAX_WRITE_UNITS_VS_PEER = 0.25
 MAX_CPU_VS_FLOOR = 1.15
+#: A shop's ~8 KB session should bill about like a ~1 KB one (uncompressed: 1.81 and 1.14).
+MAX_READ_UNITS_SHOP = 0.95
+MAX_WRITE_UNITS_SHOP = 0.45
+#: Sessions compression cannot help must cost at most this much more than with it off.
+MAX_COST_VS_UNCOMPRESSED = 1.02
 #: With a large table the per-request CPU and p50 latency, relative to the floor, may move
 #: by this much before they count as changed: the run-to-run noise seen on a 2-core machine.
 SCALE_TOLERANCE = 0.10
@@ -62,6 +73,7 @@ class Options:
     concurrency: int
     cold_processes: int
     check: bool
+    write: bool
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -77,6 +89,12 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--concurrency", type=int, default=8, help="load driver threads")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter load")
     parser.add_argument("--check", action="store_true", help="exit with 1 when a target is missed")
+    parser.add_argument(
+        "--no-write",
+        dest="write",
+        action="store_false",
+        help="leave README.md and benchmarks/cost.svg as they are (implied by --quick)",
+    )
     args = parser.parse_args(argv)
     return Options(
         rounds=args.rounds or (3 if args.quick else 7),
@@ -87,6 +105,8 @@ def parse_options(argv: list[str]) -> Options:
         concurrency=args.concurrency,
         cold_processes=3 if args.quick else coldstart.DEFAULT_PROCESSES,
         check=args.check,
+        # A quick run's figures are too rough for the README.
+        write=args.write and not args.quick,
     )
 
 
@@ -94,26 +114,26 @@ def progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
 
-def make_subject(name: str, endpoint_url: str, size: int) -> Subject:
-    app, client = apps.build_app(name, endpoint_url, size)
+def make_subject(name: str, endpoint_url: str, payload: str) -> Subject:
+    app, client = apps.build_app(name, endpoint_url, payload)
     meter = Meter()
     meter.attach(client)
-    return Subject.wrap(name, app, meter)
+    return Subject.wrap(name, app, meter, PAYLOADS[payload].cart_size())
 
 
 def measure_mix(
     subjects: list[Subject], options: Options, tag: str
 ) -> dict[str, list[RoundResult]]:
-    """Rounds of the mix; the order of implementations rotates each round so that drift
-    in the machine's speed does not favour one of them."""
+    """Rounds of the mix; within a round the implementations take turns user by user, so
+    that drift in the machine's speed, or other work on it, does not favour one of them."""
     for subject in subjects:
         run_round(subject, WARMUP_USERS, f"{tag}-warmup")
     results: dict[str, list[RoundResult]] = {s.name: [] for s in subjects}
     for number in range(options.rounds):
-        shift = number % len(subjects)
-        for subject in subjects[shift:] + subjects[:shift]:
-            gc.collect()
-            results[subject.name].append(run_round(subject, options.users, f"{tag}-r{number}"))
+        gc.collect()
+        found = run_interleaved(subjects, options.users, f"{tag}-r{number}")
+        for name, result in found.items():
+            results[name].append(result)
     return results
 
 
@@ -142,13 +162,13 @@ def item_count(client: DynamoDBClient, table_name: str) -> int:
     return count
 
 
-def run(engine: LocalEngine, options: Options) -> list[Target]:
+def run(engine: LocalEngine, options: Options) -> tuple[list[Target], Run]:
     endpoint = engine.endpoint_url
     setup = engine_client(endpoint, max_pool_connections=16)
     peer_problem = apps.flask_session_problem()
     with_peer = peer_problem is None
-    apps.prepare_tables(setup, SIZES, with_peer)
-    names = ["floor", "ours", *(["flask_session"] if with_peer else [])]
+    apps.prepare_tables(setup, PAYLOAD_NAMES, with_peer)
+    names = ["floor", "ours", "ours_uncompressed", *(["flask_session"] if with_peer else [])]
     print(
         f"Mix per user: login, 18 reads, 1 change, logout ({REQUESTS_PER_USER} requests); "
         f"{options.rounds} rounds x {options.users} users per implementation; medians of "
@@ -158,17 +178,18 @@ def run(engine: LocalEngine, options: Options) -> list[Target]:
     if not with_peer:
         print(f"Flask-Session's DynamoDB backend is not usable ({peer_problem}): left out.")
 
-    by_size: dict[int, dict[str, Figures]] = {}
+    by_payload: dict[str, dict[str, Figures]] = {}
     small_subjects: list[Subject] = []
-    for size in SIZES:
-        progress(f"measuring the mix with a {SIZE_NAMES[size]} session")
-        subjects = [make_subject(name, endpoint, size) for name in names]
-        found = summarise(measure_mix(subjects, options, f"s{size}"))
-        by_size[size] = found
-        if size == SIZES[0]:
+    for payload in PAYLOAD_NAMES:
+        label = PAYLOADS[payload].label
+        progress(f"measuring the mix with a {label} session")
+        subjects = [make_subject(name, endpoint, payload) for name in names]
+        found = summarise(measure_mix(subjects, options, f"p{payload}"))
+        by_payload[payload] = found
+        if payload == SMALL:
             small_subjects = subjects[:2]
         print_section(
-            f"Session {SIZE_NAMES[size]} (serialized profile {size} bytes): per request",
+            f"Session {label} ({PAYLOADS[payload].serialized_size()} bytes of JSON): per request",
             cost_table(list(found.values())),
         )
         print_failures(found)
@@ -180,14 +201,14 @@ def run(engine: LocalEngine, options: Options) -> list[Target]:
     progress(f"loading {options.sessions:,} sessions into {apps.TABLES['ours']}")
     baseline = item_count(setup, apps.TABLES["ours"])
     started = time.monotonic()
-    load_sessions(setup, apps.TABLES["ours"], options.sessions, SIZES[0])
+    load_sessions(setup, apps.TABLES["ours"], options.sessions, BULK_SESSION_SIZE)
     loaded_seconds = time.monotonic() - started
     in_table = item_count(setup, apps.TABLES["ours"])
     progress(f"measuring the mix with {in_table:,} sessions in the table")
     large = summarise(measure_mix(small_subjects, options, "large"))["ours"]
-    small = by_size[SIZES[0]]["ours"]
+    small = by_payload[SMALL]["ours"]
     print_section(
-        f"This package, {SIZE_NAMES[SIZES[0]]} session, with {in_table:,} sessions in the table "
+        f"This package, {PAYLOADS[SMALL].label} session, with {in_table:,} sessions in the table "
         f"(loaded in {loaded_seconds:.0f} s): per request",
         scale_table(small, large, in_table, baseline),
     )
@@ -212,8 +233,13 @@ def run(engine: LocalEngine, options: Options) -> list[Target]:
         f"session)",
         coldstart.table(cold),
     )
-    found = targets(by_size, small, large, load_results, with_peer)
-    return found + coldstart.targets(cold)
+    found_targets = targets(by_payload, small, large, load_results, with_peer)
+    found_targets += coldstart.targets(cold)
+    date = datetime.now(timezone.utc).strftime("%d %B %Y").lstrip("0")
+    report = Run(
+        options.rounds, options.users, date, by_payload, small, large, in_table, load_results
+    )
+    return found_targets, report
 
 
 def run_load(endpoint_url: str, options: Options) -> list[load.LoadResult]:
@@ -231,7 +257,7 @@ def run_load(endpoint_url: str, options: Options) -> list[load.LoadResult]:
                 name,
                 implementation,
                 endpoint_url,
-                SIZES[0],
+                SMALL,
                 options.load_seconds,
                 options.concurrency,
                 options.warmup_seconds,
@@ -240,39 +266,86 @@ def run_load(endpoint_url: str, options: Options) -> list[load.LoadResult]:
     return results
 
 
+def compression_targets(by_payload: dict[str, dict[str, Figures]]) -> list[Target]:
+    """A shop's session billed like a small one; sessions compression cannot shrink no
+    dearer than with compression off; the same calls either way."""
+    shop = by_payload["8k-shop"]["ours"]
+    label = PAYLOADS["8k-shop"].label
+    found = [
+        Target(
+            f"read units/request, {label}",
+            f"{shop.read_units:.3f}",
+            f"<= {MAX_READ_UNITS_SHOP:.2f}",
+            shop.read_units <= MAX_READ_UNITS_SHOP,
+        ),
+        Target(
+            f"write units/request, {label}",
+            f"{shop.write_units:.3f}",
+            f"<= {MAX_WRITE_UNITS_SHOP:.2f}",
+            shop.write_units <= MAX_WRITE_UNITS_SHOP,
+        ),
+    ]
+    for payload in PAYLOAD_NAMES:
+        ours = by_payload[payload]["ours"]
+        before = by_payload[payload]["ours_uncompressed"]
+        found.append(
+            Target(
+                f"calls/request vs compression off, {PAYLOADS[payload].label}",
+                f"{ours.calls:.3f} vs {before.calls:.3f}",
+                "unchanged",
+                abs(ours.calls - before.calls) < 1e-9,
+            )
+        )
+    for payload in (SMALL, "8k-random"):
+        ours = by_payload[payload]["ours"]
+        before = by_payload[payload]["ours_uncompressed"]
+        for unit, now, then in (
+            ("read", ours.read_units, before.read_units),
+            ("write", ours.write_units, before.write_units),
+        ):
+            found.append(
+                Target(
+                    f"{unit} units/request vs compression off, {PAYLOADS[payload].label}",
+                    f"{now:.3f} vs {then:.3f}",
+                    f"<= {MAX_COST_VS_UNCOMPRESSED:.2f}x",
+                    now <= MAX_COST_VS_UNCOMPRESSED * then + 1e-9,
+                )
+            )
+    return found
+
+
 def targets(
-    by_size: dict[int, dict[str, Figures]],
+    by_payload: dict[str, dict[str, Figures]],
     small: Figures,
     large: Figures,
     load_results: list[load.LoadResult],
     with_peer: bool,
 ) -> list[Target]:
     found: list[Target] = []
-    for size in SIZES:
-        ours = by_size[size]["ours"]
-        label = SIZE_NAMES[size]
+    for payload in PAYLOAD_NAMES:
+        ours = by_payload[payload]["ours"]
         found.append(
             Target(
-                f"calls/request on the mix, {label}",
+                f"calls/request on the mix, {PAYLOADS[payload].label}",
                 f"{ours.calls:.3f}",
                 f"<= {MAX_CALLS_PER_REQUEST:.2f}",
                 ours.calls <= MAX_CALLS_PER_REQUEST,
             )
         )
-    ours_small = by_size[SIZES[0]]["ours"]
+    ours_small = by_payload[SMALL]["ours"]
     found.append(
         Target(
-            f"write units/request, {SIZE_NAMES[SIZES[0]]}",
+            f"write units/request, {PAYLOADS[SMALL].label}",
             f"{ours_small.write_units:.3f}",
             f"<= {MAX_WRITE_UNITS_1KB:.2f}",
             ours_small.write_units <= MAX_WRITE_UNITS_1KB,
         )
     )
-    ours_large = by_size[SIZES[1]]["ours"]
-    peer: Figures | None = by_size[SIZES[1]].get("flask_session") if with_peer else None
+    ours_large = by_payload["8k"]["ours"]
+    peer: Figures | None = by_payload["8k"].get("flask_session") if with_peer else None
     found.append(
         Target(
-            f"write units/request, {SIZE_NAMES[SIZES[1]]}, vs Flask-Session",
+            f"write units/request, {PAYLOADS['8k'].label}, vs Flask-Session",
             f"{ours_large.write_units:.3f}"
             + (f" vs {peer.write_units:.3f}" if peer is not None else ""),
             f"<= {MAX_WRITE_UNITS_VS_PEER:.2f}x peer",
@@ -281,7 +354,8 @@ def targets(
             else ours_large.write_units <= MAX_WRITE_UNITS_VS_PEER * peer.write_units,
         )
     )
-    writes_on_reads = sum(by_size[size]["ours"].writes_on_reads for size in SIZES)
+    found += compression_targets(by_payload)
+    writes_on_reads = sum(by_payload[p]["ours"].writes_on_reads for p in PAYLOAD_NAMES)
     writes_on_reads += large.writes_on_reads
     found.append(
         Target(
@@ -291,11 +365,11 @@ def targets(
             writes_on_reads == 0,
         )
     )
-    for size in SIZES:
-        ratio = by_size[size]["ours"].cpu_ratio or 0.0
+    for payload in PAYLOAD_NAMES:
+        ratio = by_payload[payload]["ours"].cpu_ratio or 0.0
         found.append(
             Target(
-                f"app CPU vs floor, {SIZE_NAMES[size]}",
+                f"app CPU vs floor, {PAYLOADS[payload].label}",
                 f"{ratio:.2f}x",
                 f"<= {MAX_CPU_VS_FLOOR:.2f}x",
                 ratio <= MAX_CPU_VS_FLOOR,
@@ -332,7 +406,7 @@ def targets(
             p50_drift <= SCALE_TOLERANCE,
         )
     )
-    failures = [f for by_name in by_size.values() for f in by_name["ours"].failures]
+    failures = [f for by_name in by_payload.values() for f in by_name["ours"].failures]
     failures += large.failures
     found.append(
         Target(
@@ -363,11 +437,14 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     engine = start_engine("dynalite")
     try:
-        found = run(engine, options)
+        found, report = run(engine, options)
     finally:
         engine.stop()
         engine.remove_log()
     print_section("Targets", targets_table(found))
+    if options.write:
+        written = publish(report)
+        print("\nWrote " + ", ".join(str(path.name) for path in written) + ".")
     missed = [t.name for t in found if t.met is False]
     print(
         f"\n{len(found) - len(missed)} of {len(found)} targets met "

@@ -33,6 +33,7 @@ from dynamodb_session_flask import DynamoDbSession, DynamoDbSessionInstance
 
 from . import metering, notices
 from .cost_log import CostLog
+from .devices import devices
 
 MAX_USER_LENGTH = 64
 MAX_ITEM_LENGTH = 100
@@ -46,7 +47,17 @@ VISITOR_COOKIE = "demo_visitor"
 VISITOR_MAX_AGE = 24 * 3600
 #: The routes whose cost is recorded: a browser's other requests (a favicon, a 404) would
 #: otherwise replace the figure the visitor came to see.
-METERED_ENDPOINTS = frozenset({"index", "login", "logout", "add_to_cart", "remove_from_cart"})
+METERED_ENDPOINTS = frozenset(
+    {
+        "index",
+        "login",
+        "logout",
+        "add_to_cart",
+        "remove_from_cart",
+        "devices.end",
+        "devices.end_others",
+    }
+)
 # Not the library's default "app_session": pointed at a real account, the demo should not
 # write into a table an application already uses.
 DEFAULT_TABLE_NAME = "dynamodb_session_flask_demo"
@@ -99,6 +110,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Secure there, so the session would never come back. NEVER turn this off in
     # production: serve over HTTPS and keep the library's Secure-cookie default.
     app.config["SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE"] = False
+    # The shop keeps its user under "user" (Flask-Login's would be "_user_id"): sessions
+    # holding it are bound to that user, for the devices panel.
+    app.config["SESSION_DYNAMODB_USER_ID_KEY"] = "user"
     app.config.update(DEMO_COST_LOG=str(DEFAULT_COST_LOG), DEMO_BACKEND="DynamoDB")
     app.config.update(config or {})
 
@@ -111,6 +125,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     interface.init_app(app)
     idle_minutes = interface.settings(app).idle_timeout // 60
     costs = CostLog(app.config["DEMO_COST_LOG"])
+    app.register_blueprint(devices)
 
     @app.before_request
     def identify_visitor() -> None:

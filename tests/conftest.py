@@ -6,7 +6,10 @@ The engine is chosen with ``DYNAMODB_ENGINE`` (``moto``, the default, or ``dynal
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
+import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from .engines import (
     engine_client,
     start_engine,
 )
+from .fault_proxy import FaultProxy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -178,6 +182,11 @@ def add_routes(app: Flask) -> None:
         sess["second"] = "2"
         return "saved"
 
+    @app.route("/meta")
+    def meta() -> Any:
+        data = dict(sess)  # loads the record, so the times below are known
+        return jsonify(created_at=sess.created_at, expires_at=sess.expires_at, data=data)
+
     @app.route("/untouched")
     def untouched() -> Any:
         return "no session use"
@@ -221,3 +230,52 @@ def app_and_calls(make_app: AppFactory) -> tuple[Flask, CallCounter]:
 
 def item_count(client: DynamoDBClient, table_name: str) -> int:
     return client.scan(TableName=table_name, Select="COUNT")["Count"]
+
+
+# -- DynamoDB misbehaving ---------------------------------------------------------------
+
+LOGGER = "dynamodb_session_flask"
+CONNECT_TIMEOUT = 0.5
+READ_TIMEOUT = 1.0
+MAX_ATTEMPTS = 3
+
+
+def worst_case_seconds(connect: float, read: float, attempts: int) -> float:
+    """Longest a request may take to give up: every attempt timing out, plus botocore
+    standard mode's backoff (at most 2 ** (n - 1) s before retry n), plus slack for a busy
+    machine."""
+    backoff = sum(min(20.0, 2.0**n) for n in range(attempts - 1))
+    return attempts * (connect + read) + backoff + 2.0
+
+
+@pytest.fixture
+def proxy(engine: LocalEngine) -> Iterator[FaultProxy]:
+    with FaultProxy(engine.endpoint_url) as running:
+        yield running
+
+
+def proxied_app(make_app: AppFactory, proxy: FaultProxy, **config: Any) -> Flask:
+    """An app whose own client goes through the proxy, with a small retry budget."""
+    client = engine_client(
+        proxy.url,
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+    )
+    app, _ = make_app(interface=DynamoDbSession(client=client), **config)
+    return app
+
+
+def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == LOGGER and record.levelno == logging.ERROR
+    ]
+
+
+def random_text(size: int, seed: int = 0) -> str:
+    """``size`` characters of base64 of random bytes: text that compression cannot shrink
+    by a third, so it is stored, and counted, at its full size. Seeded: the same every run."""
+    data = random.Random(seed).randbytes(size * 3 // 4 + 3)
+    return base64.b64encode(data).decode()[:size]

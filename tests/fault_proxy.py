@@ -2,7 +2,8 @@
 
 Local engines never throttle, fail or hang, so the proxy fakes what DynamoDB does under
 stress: throttling and 500 answers with DynamoDB's exact bodies, slow answers, and
-connections closed without an answer. Everything else is forwarded unchanged.
+connections closed without an answer; and what it answers a caller whose IAM policy lacks a
+permission. Everything else is forwarded unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
+    "ACCESS_DENIED_BODY",
     "INTERNAL_SERVER_ERROR_BODY",
     "THROTTLING_BODY",
     "FaultProxy",
@@ -34,6 +36,12 @@ THROTTLING_BODY = (
 INTERNAL_SERVER_ERROR_BODY = (
     b'{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",'
     b'"message":"Internal server error"}'
+)
+ACCESS_DENIED_BODY = (
+    b'{"__type":"com.amazon.coral.service#AccessDeniedException",'
+    b'"Message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform: '
+    b"dynamodb:Scan on resource: arn:aws:dynamodb:us-east-1:123456789012:table/sessions "
+    b'because no identity-based policy allows the dynamodb:Scan action"}'
 )
 
 # Hop-by-hop headers describe one connection, not the message, so each leg sets its own.
@@ -55,7 +63,7 @@ _UPSTREAM_TIMEOUT = 60.0
 
 @dataclass
 class _Fault:
-    kind: str  # "throttle", "server_error", "delay" or "drop"
+    kind: str  # "throttle", "server_error", "deny", "delay" or "drop"
     remaining: int | None
     operation: str | None
     seconds: float = 0.0
@@ -125,6 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if action == "server_error":
             self._reply_error(500, "Internal Server Error", INTERNAL_SERVER_ERROR_BODY)
+            return
+        if action == "deny":
+            self._reply_error(400, "Bad Request", ACCESS_DENIED_BODY)
             return
         if proxy._stopping.is_set():
             self._abort()
@@ -285,6 +296,10 @@ class FaultProxy:
 
     def server_error(self, n: int | None = None, operation: str | None = None) -> None:
         self._add(_Fault("server_error", n, operation))
+
+    def deny(self, n: int | None = None, operation: str | None = None) -> None:
+        """Answer as DynamoDB does when the caller's IAM policy lacks the permission."""
+        self._add(_Fault("deny", n, operation))
 
     def delay(self, seconds: float, n: int | None = None, operation: str | None = None) -> None:
         self._add(_Fault("delay", n, operation, seconds))

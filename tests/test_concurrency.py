@@ -7,8 +7,6 @@ logout lands while a slower request of the same session is still running.
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,75 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask, jsonify, request, session
-from werkzeug.http import parse_cookie
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .conftest import AppFactory, CallCounter, item_count
+from .live_server import WAIT, LiveServer, Reply
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-#: Longest any thread waits on a gate or an answer; only reached when something is broken.
-WAIT = 10.0
-
-
-class _QuietHandler(WSGIRequestHandler):
-    # One access-log line per request would only bury a failure's output.
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@dataclass
-class Reply:
-    """What a browser would see of one response."""
-
-    status: int
-    body: bytes
-    set_cookies: list[str]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def cookie(self) -> str | None:
-        """The value the response gives the ``id`` cookie, ``None`` when it sets none."""
-        for header in self.set_cookies:
-            parsed = parse_cookie(header)
-            if "id" in parsed:
-                return parsed["id"]
-        return None
-
-    def expires_cookie(self) -> bool:
-        return self.cookie() == "" and any(
-            "Expires=Thu, 01 Jan 1970" in header for header in self.set_cookies
-        )
-
-
-class LiveServer:
-    """The app behind werkzeug's threaded development server on a free local port."""
-
-    def __init__(self, app: Flask) -> None:
-        self.server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-        )
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def get(self, path: str, sid: str | None = None) -> Reply:
-        # A connection per request, like independent browser tabs.
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=2 * WAIT)
-        try:
-            conn.request("GET", path, headers={"Cookie": f"id={sid}"} if sid else {})
-            response = conn.getresponse()
-            return Reply(response.status, response.read(), response.msg.get_all("Set-Cookie") or [])
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(WAIT)
-        self.server.server_close()
 
 
 @dataclass
@@ -120,6 +55,17 @@ def add_slow_routes(app: Flask, gates: Gates) -> None:
         for key, value in request.args.items():
             session[key] = value
         return "held"
+
+    @app.route("/slow-regenerate")
+    def slow_regenerate() -> Any:
+        len(session)
+        gates.loaded.set()
+        if not gates.proceed.wait(WAIT):
+            raise TimeoutError("the test never let the slow request proceed")
+        session.regenerate()  # type: ignore[attr-defined]
+        for key, value in request.args.items():
+            session[key] = value
+        return "regenerated"
 
     @app.route("/slow-create")
     def slow_create() -> Any:
@@ -237,6 +183,67 @@ def test_logout_wins_over_a_slower_request_of_the_same_session(
     assert again.json() == {}
     assert again.expires_cookie()
     assert item_count(admin_client, table_name) == 0
+
+
+# -- regenerate() racing a logout -----------------------------------------------------
+
+
+def regenerate_while(live: Live, sid: str, other: str, query: str = "") -> tuple[Reply, Reply]:
+    """Request B loads the session and waits; request A (``other``) runs to completion;
+    then B calls ``regenerate()`` (and sets ``query``'s values) and saves."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(live.server.get, f"/slow-regenerate?{query}", sid)
+        assert live.gates.loaded.wait(WAIT), "the slow request never loaded the session"
+        other_reply = live.server.get(other, sid)
+        live.gates.proceed.set()
+        return other_reply, slow.result(timeout=2 * WAIT)
+
+
+@pytest.mark.parametrize("logout", ["/clear", "/abandon"])
+@pytest.mark.parametrize("query", ["", "login=bob"])
+def test_regenerate_cannot_undo_a_logout(
+    live: Live, admin_client: DynamoDBClient, table_name: str, logout: str, query: str
+) -> None:
+    sid = live.new_session("user=alice")
+
+    logged_out, rotated = regenerate_while(live, sid, logout, query)
+
+    assert logged_out.status == 200 and logged_out.expires_cookie()
+    assert rotated.status == 200
+    # No new id: the browser is told to drop the one it has.
+    assert rotated.expires_cookie(), rotated.set_cookies
+    assert live.server.get("/get", sid).json() == {}
+    assert item_count(admin_client, table_name) == 0
+
+
+def test_regenerate_keeps_what_a_concurrent_request_removed_removed(
+    live: Live, admin_client: DynamoDBClient, table_name: str
+) -> None:
+    # Flask-Login's logout_user() removes its key rather than clearing the session.
+    sid = live.new_session("user=alice&cart=book")
+
+    popped, rotated = regenerate_while(live, sid, "/delete/user", "seen=yes")
+
+    assert popped.status == 200 and rotated.status == 200
+    new_sid = rotated.cookie()
+    assert new_sid and new_sid != sid
+    assert live.server.get("/get", new_sid).json() == {"cart": "book", "seen": "yes"}
+    assert live.server.get("/get", sid).json() == {}
+    assert item_count(admin_client, table_name) == 1
+
+
+def test_regenerate_keeps_keys_a_concurrent_request_set(
+    live: Live, admin_client: DynamoDBClient, table_name: str
+) -> None:
+    sid = live.new_session("user=alice")
+
+    _, rotated = regenerate_while(live, sid, "/set?theme=dark", "seen=yes")
+
+    new_sid = rotated.cookie()
+    assert new_sid and new_sid != sid
+    expected = {"user": "alice", "theme": "dark", "seen": "yes"}
+    assert live.server.get("/get", new_sid).json() == expected
+    assert item_count(admin_client, table_name) == 1
 
 
 # -- create() next to another request -------------------------------------------------

@@ -97,3 +97,35 @@ def test_header_id_ignored_in_cookie_mode(app_and_calls) -> None:
 
     assert response.json == {}
     assert calls.total() == 0
+
+
+def test_host_prefixed_cookie_name_works(make_app: AppFactory) -> None:
+    """ASVS 3.4.4: a ``__Host-`` cookie must be Secure, have Path=/ and no Domain, so
+    browsers only ever send it back to the host that set it."""
+    app, _ = make_app(
+        SESSION_DYNAMODB_OVERRIDE_COOKIE_NAME=False,
+        SESSION_COOKIE_NAME="__Host-id",
+        SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE=True,
+    )
+    client = app.test_client()
+    header = set_cookie_header(client.get("https://localhost/set?val=x"))
+    attrs = attributes(header)
+
+    assert header.startswith("__Host-id=")
+    assert "secure" in attrs and attrs["path"] == "/" and "domain" not in attrs
+    assert client.get("https://localhost/get").json == {"val": "x"}
+    logout = client.get("https://localhost/clear")
+    assert set_cookie_header(logout).startswith("__Host-id=;")
+
+
+@pytest.mark.parametrize("name", ["id", "session", "x-id"])
+def test_id_in_the_url_is_never_accepted(app_and_calls, name: str) -> None:
+    """ASVS 3.1.1: ids travel only in the cookie (or the configured header)."""
+    app, calls = app_and_calls
+    sid = parse_cookie(set_cookie_header(app.test_client().get("/set?val=x")))["id"]
+    calls.clear()
+
+    response = app.test_client().get(f"/get?{name}={sid}")
+
+    assert response.json == {}
+    assert calls.total() == 0

@@ -113,7 +113,7 @@ def test_login_shows_user_and_times(app: Flask) -> None:
     assert 'action="/logout"' in html
     # The login time and the session's created and expiry times, as ISO 8601 UTC that
     # the page's script shows in the browser's time zone (the browser tests check that).
-    times = re.findall(r'<time[^>]* datetime="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"', html)
+    times = re.findall(r'<time data-local[^>]* datetime="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"', html)
     assert len(times) == 3
     assert 'id="created"' in html and 'id="expires"' in html
 

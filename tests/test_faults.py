@@ -21,43 +21,23 @@ from werkzeug.test import TestResponse
 
 from dynamodb_session_flask import DynamoDbSession, create_table
 
-from .conftest import AppFactory, add_routes, item_count
+from .conftest import (
+    CONNECT_TIMEOUT,
+    LOGGER,
+    MAX_ATTEMPTS,
+    READ_TIMEOUT,
+    AppFactory,
+    add_routes,
+    error_lines,
+    item_count,
+    proxied_app,
+    worst_case_seconds,
+)
 from .engines import LocalEngine, dynalite_available, engine_client, start_engine
 from .fault_proxy import FaultProxy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-LOGGER = "dynamodb_session_flask"
-CONNECT_TIMEOUT = 0.5
-READ_TIMEOUT = 1.0
-MAX_ATTEMPTS = 3
-
-
-def worst_case_seconds(connect: float, read: float, attempts: int) -> float:
-    """Longest a request may take to give up: every attempt timing out, plus botocore
-    standard mode's backoff (at most 2 ** (n - 1) s before retry n), plus slack for a busy
-    machine."""
-    backoff = sum(min(20.0, 2.0**n) for n in range(attempts - 1))
-    return attempts * (connect + read) + backoff + 2.0
-
-
-@pytest.fixture
-def proxy(engine: LocalEngine) -> Iterator[FaultProxy]:
-    with FaultProxy(engine.endpoint_url) as running:
-        yield running
-
-
-def proxied_app(make_app: AppFactory, proxy: FaultProxy, **config: Any) -> Flask:
-    """An app whose own client goes through the proxy, with a small retry budget."""
-    client = engine_client(
-        proxy.url,
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-    )
-    app, _ = make_app(interface=DynamoDbSession(client=client), **config)
-    return app
 
 
 def configured_app(
@@ -82,14 +62,6 @@ def stored_data(admin_client: DynamoDBClient, table_name: str) -> list[dict[str,
     """Every item's ``data`` map, read behind the app's back."""
     items = admin_client.scan(TableName=table_name)["Items"]
     return [dict(item["data"]["M"]) for item in items]
-
-
-def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        record.getMessage()
-        for record in caplog.records
-        if record.name == LOGGER and record.levelno == logging.ERROR
-    ]
 
 
 # -- short faults are retried ---------------------------------------------------------

@@ -3,6 +3,7 @@ be stored, and expired items still sitting in the table."""
 
 from __future__ import annotations
 
+import base64
 import string
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from werkzeug.test import TestResponse
 from dynamodb_session_flask import SessionTooLargeError
 from dynamodb_session_flask.ids import storage_key
 
-from .conftest import AppFactory, CallCounter, item_count
+from .conftest import AppFactory, CallCounter, item_count, random_text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -54,6 +55,9 @@ def could_be_issued(raw_id: str, signed: bool) -> bool:
         len(signature) == 27
         and all(c in URLSAFE for c in signature)
         and Signer(SIGNING_KEY).validate(raw_id)
+        # The one spelling of the signature's bytes, as we would have written it.
+        and base64.urlsafe_b64encode(base64.urlsafe_b64decode(signature + "=")).rstrip(b"=")
+        == signature.encode()
     )
 
 
@@ -184,7 +188,8 @@ def test_garbage_and_forged_ids_never_cause_a_5xx_or_a_lookup(
 def add_size_routes(app: Flask) -> None:
     @app.route("/fill/<key>/<int:size>")
     def fill(key: str, size: int) -> str:
-        session[key] = "x" * size
+        # Incompressible, so the value takes its full size in the item.
+        session[key] = random_text(size)
         return "filled"
 
 
@@ -252,7 +257,7 @@ def test_session_just_under_the_item_limit_is_saved(
     assert client.get("/fill/small/1000").status_code == 200
 
     stored = client.get("/get").json
-    assert stored == {"big": "x" * 390_000, "small": "x" * 1000}
+    assert stored == {"big": random_text(390_000), "small": random_text(1000)}
     assert item_count(admin_client, table_name) == 1
 
 
@@ -372,3 +377,28 @@ def test_expired_item_left_in_the_table_is_never_loaded(
     new_sid = cookie_id(response)
     assert new_sid != sid
     assert client.get("/get", headers={"Cookie": f"id={new_sid}"}).json == {"b": "1"}
+
+
+def test_respelled_signature_never_reaches_dynamodb(make_app: AppFactory) -> None:
+    app, calls = make_app(SESSION_DYNAMODB_SID_KEYS=[SIGNING_KEY])
+    client = app.test_client()
+    client.get("/set?a=1")
+    sid = client.get_cookie("id").value
+    signature = sid.rpartition(".")[2]
+    same_bytes = [
+        sid[:-1] + c
+        for c in URLSAFE
+        if c != sid[-1]
+        and base64.urlsafe_b64decode(signature[:-1] + c + "=")
+        == base64.urlsafe_b64decode(signature + "=")
+    ]
+    assert len(same_bytes) == 3
+
+    for variant in same_bytes:
+        calls.clear()
+        attacker = app.test_client()
+        attacker.set_cookie("id", variant)
+        response = attacker.get("/get")
+        assert response.json == {}
+        assert calls.total() == 0
+    assert client.get("/get").json == {"a": "1"}

@@ -26,6 +26,10 @@ def test_defaults_match_the_spec() -> None:
     assert settings.use_header is False
     assert settings.consistent_read is True
     assert settings.refresh_interval == 60
+    assert settings.compress_threshold == 512
+    assert settings.user_id_key == "_user_id"  # Flask-Login's
+    assert settings.record_user_agent is True
+    assert settings.user_index_name == "user-index"
 
 
 def test_flask_defaults_keep_the_absolute_default() -> None:
@@ -43,6 +47,12 @@ def test_permanent_session_lifetime_caps_absolute_timeout(lifetime, absolute, ex
 
 def test_refresh_interval_defaults_to_a_tenth_of_a_short_idle_timeout() -> None:
     assert parse_settings({"SESSION_DYNAMODB_IDLE_TIMEOUT": 300}).refresh_interval == 30
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 4096])
+def test_compress_threshold_accepts_zero_and_any_byte_count(threshold: int) -> None:
+    config = {"SESSION_DYNAMODB_COMPRESS_THRESHOLD": threshold}
+    assert parse_settings(config).compress_threshold == threshold
 
 
 INVALID: list[tuple[str, Any]] = [
@@ -71,7 +81,16 @@ INVALID: list[tuple[str, Any]] = [
     ("SESSION_DYNAMODB_CONNECT_TIMEOUT", 0),
     ("SESSION_DYNAMODB_READ_TIMEOUT", "2"),
     ("SESSION_DYNAMODB_MAX_ATTEMPTS", 0),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", -1),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", 1.5),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", "512"),
+    ("SESSION_DYNAMODB_COMPRESS_THRESHOLD", False),
     ("PERMANENT_SESSION_LIFETIME", "1 day"),
+    ("SESSION_DYNAMODB_USER_ID_KEY", ""),
+    ("SESSION_DYNAMODB_USER_ID_KEY", 5),
+    ("SESSION_DYNAMODB_RECORD_USER_AGENT", "no"),
+    ("SESSION_DYNAMODB_USER_INDEX_NAME", "ix"),
+    ("SESSION_DYNAMODB_USER_INDEX_NAME", "bad index"),
 ]
 
 

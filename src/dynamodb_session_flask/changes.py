@@ -76,3 +76,24 @@ class ChangeTracker:
                 continue
             data[codec.check_key(key)] = codec.encode_value(key, value)
         return data
+
+
+def delta(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """What turns ``before`` into ``after``: the entries to set (new or with another text)
+    and the keys to remove."""
+    changed = {key: text for key, text in after.items() if before.get(key) != text}
+    removed = [key for key in before if key not in after]
+    return changed, removed
+
+
+def rebase(
+    before: Mapping[str, str], after: Mapping[str, str], onto: Mapping[str, str]
+) -> dict[str, str]:
+    """This request's changes (``before`` to ``after``) applied on top of ``onto``, what
+    the table held when the change landed. Keys this request did not change keep the
+    table's state, so what a concurrent request wrote meanwhile (a key set, or a key
+    removed, as Flask-Login's ``logout_user()`` removes its user key) survives."""
+    changed, removed = delta(before, after)
+    merged = {key: text for key, text in onto.items() if key not in removed}
+    merged.update(changed)
+    return merged

@@ -52,3 +52,39 @@ class SessionTooLargeError(SessionError):
         )
         self.size = size
         self.limit = limit
+
+
+class UserIndexMissingError(SessionError):
+    """The table has no usable per-user index, so a user's sessions cannot be listed or
+    ended. Ordinary session traffic does not use the index and keeps working.
+
+    ``index_name`` and ``table_name`` say what is missing; ``status`` is the index's
+    status when it exists but is still being built (``CREATING``), ``None`` when absent.
+    """
+
+    #: The command that adds the index to an existing table.
+    command = "flask dynamodb-session add-user-index"
+
+    def __init__(self, index_name: str, table_name: str, *, status: str | None = None) -> None:
+        if status is None:
+            message = (
+                f"table {table_name!r} has no global secondary index {index_name!r}, which "
+                f"listing and ending a user's sessions need: add it with "
+                f"`{self.command}` (or create the table with `flask dynamodb-session "
+                f"create-table`)"
+            )
+        else:
+            message = (
+                f"the global secondary index {index_name!r} of table {table_name!r} is "
+                f"{status} and cannot be read until it is ACTIVE; retry later (it was "
+                f"added by `{self.command}`)"
+            )
+        super().__init__(message)
+        self.index_name = index_name
+        self.table_name = table_name
+        self.status = status
+
+
+class TableSetupError(SessionError):
+    """The table could not be created or changed as asked (for instance, an engine that
+    cannot add an index to an existing table). The message says what to do instead."""

@@ -20,6 +20,8 @@ from itsdangerous import Signer
 
 Key = Union[str, bytes]
 
+_BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 #: Length of an itsdangerous signature with the default HMAC-SHA1 digest, base64 encoded.
 SIGNATURE_LENGTH = 27
 
@@ -56,14 +58,34 @@ class SessionIds:
         return self._signer.sign(token).decode("ascii")
 
     def is_valid(self, candidate: str) -> bool:
-        """Whether ``candidate`` could be an id we issued: right shape, good signature.
+        """Whether ``candidate`` could be an id we issued: right shape, canonical encoding,
+        good signature.
 
         Cheap and side-effect free, so garbage and forgeries are turned away before any
         DynamoDB call.
         """
         if not self._shape.fullmatch(candidate):
             return False
-        return self._signer is None or self._signer.validate(candidate)
+        if self._signer is None:
+            # An unsigned token is looked up as the exact string it is: another spelling
+            # of the same bytes is simply another, unknown, id.
+            return True
+        # The signature is compared as bytes, so each spelling of them would pass.
+        signature = candidate.rpartition(".")[2]
+        return is_canonical_base64(signature) and self._signer.validate(candidate)
+
+
+def is_canonical_base64(text: str) -> bool:
+    """Whether unpadded URL-safe base64 ``text`` is the one encoding of its bytes.
+
+    When the bit length is not a multiple of 8, the last character carries unused low
+    bits; decoders ignore them, so up to three other final characters decode to the same
+    bytes. Only the encoding with those bits zero is one we could have issued.
+    """
+    spare_bits = len(text) * 6 % 8
+    if not spare_bits:
+        return True
+    return _BASE64_ALPHABET.index(text[-1]) % (1 << spare_bits) == 0
 
 
 def storage_key(session_id: str) -> str:

@@ -7,7 +7,10 @@ and at the end of the request writes only what changed. What each request costs:
 * read: one GetItem (plus, at most once per refresh interval, one small UpdateItem that
   moves the idle expiry);
 * changed: one GetItem and one conditional UpdateItem carrying only the changed keys;
-* ``clear()``/``abandon()`` without reading first: one DeleteItem.
+* ``clear()``/``abandon()`` without reading first: one DeleteItem;
+* ``regenerate()``: one GetItem, one conditional DeleteItem and one PutItem.
+
+Binding the session to its user (see :mod:`.users`) rides on these same writes.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from typing import Any, Callable
 
 from flask.sessions import SessionMixin
 
-from . import codec
-from .changes import ChangeTracker
+from . import codec, users
+from .changes import ChangeTracker, rebase
+from .errors import SessionBackendError
 from .ids import SessionIds, loggable_id, storage_key
 from .settings import Settings
 from .store import SessionRecord, SessionStore
+from .users import SessionInfo
 
 logger = logging.getLogger("dynamodb_session_flask")
 
@@ -45,13 +50,21 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     """A Flask session stored in DynamoDB.
 
     Behaves like Flask's own session (a dict with ``permanent``, ``new`` and ``modified``),
-    plus :meth:`abandon`, :meth:`create`, :meth:`save` and :meth:`regenerate`. Nested
+    plus :meth:`abandon`, :meth:`create`, :meth:`save` and :meth:`regenerate`, and the
+    per-user :meth:`user_sessions`, :meth:`end_other_sessions` and
+    :meth:`end_user_session`. Nested
     mutations such as ``session["cart"].append(item)`` are saved without setting
     ``modified``: values that could have changed are compared with what was loaded, and
     only the keys that differ are written.
 
     ``failed_sid`` is the loggable hash (hex SHA-512) of an id the request presented that
     was malformed, forged, unknown or expired, and ``""`` otherwise.
+
+    When DynamoDB cannot serve the session, the first use raises
+    :class:`~dynamodb_session_flask.errors.SessionBackendError` (an HTTP 503). The session
+    then stays unavailable for the rest of the request: later uses see it empty, nothing is
+    written, and the response becomes a 503 whatever the view returned, so an empty session
+    is never passed off as the user's.
     """
 
     #: Set when the session's data is changed through the dict interface. Change detection
@@ -64,9 +77,12 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         presented_id: str | None = None,
         *,
         failed_sid: str = "",
+        user_agent: str | None = None,
     ) -> None:
         super().__init__()
         self._context = context
+        #: The request's User-Agent, kept with the record if this request binds it.
+        self._user_agent = user_agent
         #: The well-formed id the request carried; looked up on first use.
         self._presented_id = presented_id
         self._loaded = context is None or presented_id is None
@@ -75,8 +91,19 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         #: The stored state as last read or written; ``None`` while nothing is stored.
         self._record: SessionRecord | None = None
         self._changes = ChangeTracker()
-        #: Storage keys of records this request ended, deleted when the session is saved.
+        #: Storage keys of records this request ended, deleted first thing on save.
         self._doomed: list[str] = []
+        #: The record ``regenerate()`` moves to a new id, with the id it had.
+        self._rotating: tuple[str, SessionRecord] | None = None
+        #: Whether this request used the session at all (its response then varies by it).
+        self._used = False
+        #: Set once Flask runs the response's after-request hooks; an error raised from
+        #: there would become a 500, so a failure is only recorded (see ``mark_responding``).
+        self._responding = False
+        self._unavailable: SessionBackendError | None = None
+        self._save_failed = False
+        #: Whether this request deleted the record the client's id pointed to.
+        self._ended_client_record = False
         self._failed_sid = failed_sid
         self.modified = False
 
@@ -106,8 +133,13 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
 
     @property
     def is_loaded(self) -> bool:
-        """Whether this request has used the session (and so may have to save it)."""
+        """Whether the session's stored state is known (read, or known to be empty)."""
         return self._loaded
+
+    @property
+    def is_used(self) -> bool:
+        """Whether this request used the session: read it, changed it, or ended it."""
+        return self._used
 
     @property
     def client_had_id(self) -> bool:
@@ -120,14 +152,41 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         return self._record is not None
 
     @property
+    def ended_client_record(self) -> bool:
+        """Whether this request deleted the record the client's id pointed to."""
+        return self._ended_client_record
+
+    @property
+    def backend_error(self) -> SessionBackendError | None:
+        """The DynamoDB failure that made this session unavailable, if one did."""
+        return self._unavailable
+
+    @property
     def created_at(self) -> float | None:
-        """Epoch seconds at which the stored session was created, if it is stored."""
-        return None if self._record is None else self._record.created
+        """Epoch seconds at which the stored session was created, if it is stored.
+        ``regenerate()`` keeps it: it is when the user's session began."""
+        self._ensure_loaded()
+        record = self._current_record()
+        return None if record is None else record.created
 
     @property
     def expires_at(self) -> float | None:
         """Epoch seconds at which the stored session expires, if it is stored."""
-        return None if self._record is None else self._record.expires_at
+        self._ensure_loaded()
+        record = self._current_record()
+        return None if record is None else record.expires_at
+
+    def _current_record(self) -> SessionRecord | None:
+        if self._record is None and self._rotating is not None:
+            return self._rotating[1]
+        return self._record
+
+    def mark_responding(self) -> None:
+        """Flask is finishing the response (after-request hooks such as Flask-Login's
+        run now). A DynamoDB failure from here on is not raised, because Flask would turn
+        it into a 500 with a traceback; the session is marked unavailable instead and
+        ``save_session`` answers 503."""
+        self._responding = True
 
     def _require_context(self) -> SessionContext:
         if self._context is None:
@@ -135,15 +194,21 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         return self._context
 
     def _ensure_loaded(self) -> None:
+        self._used = True
         if self._loaded:
             return
         context = self._require_context()
         presented = self._presented_id
         assert presented is not None
-        record = context.store.get(storage_key(presented))
-        # Only mark loaded once the read succeeded: after a backend error the session must
-        # not pass for an empty one.
+        try:
+            record = context.store.get(storage_key(presented))
+        except SessionBackendError as exc:
+            self._become_unavailable(exc)
+            return
         self._loaded = True
+        if record is not None:
+            settings = context.settings
+            record = record.limited(settings.idle_timeout, settings.absolute_timeout)
         if record is None or context.clock() >= record.expires_at:
             # DynamoDB's TTL deletes expired items days late, if ever: never trust it.
             self._failed_sid = loggable_id(presented)
@@ -155,85 +220,177 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         for key, text in record.data.items():
             dict.__setitem__(self, key, codec.decode_value(text))
 
-    def _drop_data(self) -> None:
+    def _become_unavailable(self, exc: SessionBackendError) -> None:
+        """DynamoDB failed this session: it stays empty and unsaved for the rest of the
+        request, and the failure is raised unless the response is being finished."""
+        self._unavailable = exc
+        self._loaded = True
+        self._record = None
+        self._rotating = None
+        self._doomed.clear()
+        dict.clear(self)
+        self._changes.forget()
+        if not self._responding:
+            raise exc
+
+    def _forget_everything(self) -> None:
+        """Nothing is stored for this session any more, and it holds nothing."""
+        self._record = None
+        self._id = None
+        self._rotating = None
         dict.clear(self)
         self._changes.forget()
         self.modified = True
 
-    def _storage_key_of_client_session(self) -> str | None:
-        """Key of the record the client's id points to, without reading it when possible."""
+    def _client_record_keys(self) -> list[str]:
+        """Keys of the records this session stands for, found without reading when
+        possible: the loaded (or not yet loaded) record and one being rotated away."""
+        keys = []
         if self._record is not None:
-            return storage_key(self.session_id)
-        if not self._loaded and self._presented_id is not None:
-            return storage_key(self._presented_id)
-        return None
+            keys.append(storage_key(self.session_id))
+        elif not self._loaded and self._presented_id is not None:
+            keys.append(storage_key(self._presented_id))
+        if self._rotating is not None:
+            keys.append(storage_key(self._rotating[0]))
+        return keys
 
     # -- the extra methods ------------------------------------------------------------
 
     def clear(self) -> None:
-        """Empty the session. When the request ends, its record is deleted and the cookie
-        expired; data added after ``clear()`` is saved under a new id."""
-        key = self._storage_key_of_client_session()
-        if key is not None:
-            self._doomed.append(key)
+        """Empty the session. When the request ends, its record is deleted (before anything
+        else is written, so the logout holds even if the rest of the save fails) and the
+        cookie expired; data added after ``clear()`` is saved under a new id."""
+        self._used = True
+        self._doomed.extend(self._client_record_keys())
         self._loaded = True
-        self._record = None
-        self._id = None
-        self._drop_data()
+        self._forget_everything()
 
     def abandon(self) -> None:
         """Immediately remove the session from the database (one DeleteItem) and empty it."""
-        key = self._storage_key_of_client_session()
-        if key is not None:
-            self._require_context().store.delete(key)
-            if key in self._doomed:
-                self._doomed.remove(key)
+        self._used = True
+        keys = self._client_record_keys()
+        try:
+            for key in keys:
+                self._require_context().store.delete(key)
+        except SessionBackendError as exc:
+            self._become_unavailable(exc)
+            return
+        self._doomed = [key for key in self._doomed if key not in keys]
+        self._ended_client_record = self._ended_client_record or bool(keys)
         self._loaded = True
-        self._record = None
-        self._id = None
-        self._drop_data()
+        self._forget_everything()
 
     def create(self) -> None:
         """Start a new, empty session with a new id. The old record is not removed."""
+        self._used = True
         self._loaded = True
-        self._record = None
-        self._id = None
-        self._drop_data()
+        self._forget_everything()
 
     def regenerate(self) -> None:
-        """Keep the data but move it to a new id, deleting the old record when the session
-        is saved: call it when privileges change, e.g. at login, against fixation."""
+        """Keep the data but move it to a new id: call it when privileges change, e.g. at
+        login, against fixation.
+
+        When the request is saved, the old record is ended first, with a delete that only
+        succeeds while it is still live and returns what it held; only then is the new
+        record created. A logout that ran meanwhile therefore wins (no id, old or new, loads
+        the data), keys other requests changed meanwhile are kept, and the new record keeps
+        the old one's creation time, so the absolute timeout is not restarted. Costs the
+        same as before: one DeleteItem and one PutItem.
+        """
         self._ensure_loaded()
         if self._record is not None:
-            self._doomed.append(storage_key(self.session_id))
-        self._record = None
+            self._rotating = (self.session_id, self._record)
+            self._record = None
         self._id = None
-        # Everything is written anew under the new id.
-        self._changes.reset({})
-        for key in dict.keys(self):
-            self._changes.assigned(key)
         self.modified = True
 
     def save(self) -> None:
         """Save the session now rather than at the end of the request. Later changes in the
-        same request are saved as a further delta."""
-        if not self._loaded:
+        same request are saved as a further delta.
+
+        Records this request ended are deleted first: if saving the new data then fails
+        (a value that cannot be serialized, a session too large, DynamoDB failing), the
+        ended session stays ended.
+        """
+        if not self._loaded or self._unavailable is not None or self._save_failed:
             return
         context = self._require_context()
         now = context.clock()
-        if self._record is None:
-            if dict.__len__(self):
-                self._create_record(context, now)
-        else:
-            self._update_record(context, now)
-        for key in self._doomed:
-            context.store.delete(key)
-        self._doomed.clear()
+        try:
+            self._end_doomed(context)
+            if self._rotating is not None:
+                self._rotate(context, now)
+            elif self._record is None:
+                if dict.__len__(self):
+                    self._create_record(context, now, self._changes.current(dict.copy(self)))
+            else:
+                self._update_record(context, now)
+        except SessionBackendError as exc:
+            self._become_unavailable(exc)
+        except BaseException:
+            # Flask answers 500 and calls save_session again for that response: do not
+            # retry the failing save, only send the cookie the outcome calls for.
+            self._save_failed = True
+            raise
 
-    def _create_record(self, context: SessionContext, now: float) -> None:
+    def _end_doomed(self, context: SessionContext) -> None:
+        while self._doomed:
+            context.store.delete(self._doomed[0])
+            self._doomed.pop(0)
+            self._ended_client_record = True
+
+    def _rotate(self, context: SessionContext, now: float) -> None:
+        assert self._rotating is not None
+        old_id, loaded = self._rotating
+        held = context.store.end_live(storage_key(old_id), loaded, now)
+        self._rotating = None
+        self._ended_client_record = True
+        if held is None:
+            logger.info(
+                "Session %s ended by another request or expired before it could be moved to "
+                "a new id; its data is dropped",
+                loggable_id(old_id)[:16],
+            )
+            self._forget_everything()
+            return
         settings = context.settings
-        data = self._changes.current(dict.copy(self))
-        record = SessionRecord(now, now, settings.idle_timeout, settings.absolute_timeout, data)
+        held = held.limited(settings.idle_timeout, settings.absolute_timeout)
+        ours = self._changes.current(dict.copy(self))
+        data = rebase(self._changes.baseline, ours, held.data)
+        # What other requests changed meanwhile is now this session's too.
+        for key in list(dict.keys(self)):
+            if key not in data:
+                dict.__delitem__(self, key)
+        for key, text in data.items():
+            if ours.get(key) != text:
+                dict.__setitem__(self, key, codec.decode_value(text))
+        if data:
+            self._create_record(context, now, data, origin=held)
+        else:
+            self._forget_everything()
+
+    def _create_record(
+        self,
+        context: SessionContext,
+        now: float,
+        data: Mapping[str, str],
+        origin: SessionRecord | None = None,
+    ) -> None:
+        """Store ``data`` under this session's id; a rotated session keeps its origin's
+        creation time and timeouts, and, while it names the same user, its binding (the
+        device keeps its handle)."""
+        settings = context.settings
+        binding = users.binding_for(
+            settings, data, None if origin is None else origin.binding, self._user_agent
+        )
+        if origin is None:
+            record = SessionRecord(
+                now, now, settings.idle_timeout, settings.absolute_timeout, data, binding
+            )
+        else:
+            record = SessionRecord(
+                origin.created, now, origin.idle_timeout, origin.absolute_timeout, data, binding
+            )
         context.store.create(storage_key(self.session_id), record)
         self._record = record
         self._mark_saved(data)
@@ -245,32 +402,122 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         key = storage_key(self.session_id)
         if not data:
             # Emptied key by key: like Flask, an empty session is no session.
-            self._doomed.append(key)
-            self._record = None
-            self._id = None
-            self._changes.forget()
+            context.store.delete(key)
+            self._ended_client_record = True
+            self._forget_everything()
             return
         refresh_due = now - record.refreshed >= context.settings.refresh_interval
         if data == self._changes.baseline and not refresh_due:
             self._mark_saved(data)
             return
-        after = record.rewritten(now, data)
-        if context.store.update(key, self._changes.baseline, after):
+        user_key = context.settings.user_id_key
+        binding = users.binding_for(
+            context.settings,
+            data,
+            record.binding,
+            self._user_agent,
+            warn=data.get(user_key) != self._changes.baseline.get(user_key),
+        )
+        after = record.rewritten(now, data, binding)
+        if context.store.update(key, self._changes.baseline, after, binding_before=record.binding):
             self._record = after
             self._mark_saved(data)
         else:
             logger.info(
-                "Session %s ended by another request; changes dropped",
+                "Session %s ended by another request or expired; changes dropped",
                 loggable_id(self.session_id)[:16],
             )
-            self._record = None
-            self._id = None
-            dict.clear(self)
-            self._changes.forget()
+            self._forget_everything()
 
     def _mark_saved(self, data: Mapping[str, str]) -> None:
         self._changes.reset(data)
         self.modified = False
+
+    # -- per-user sessions (see users.py) ------------------------------------------------
+
+    def user_sessions(self) -> list[SessionInfo]:
+        """The live sessions of this session's user, newest first, this one marked
+        ``current``; ``[]`` when the session holds no user id (under
+        ``SESSION_DYNAMODB_USER_ID_KEY``).
+
+        Costs one Query on the per-user index and one BatchGetItem per 100 sessions. The
+        index is eventually consistent: another session bound a moment ago may be missing
+        (this one is always re-read, and listed once stored and bound).
+
+        :raises UserIndexMissingError: when the table has no per-user index.
+        """
+        user_id = self._bound_user()
+        if user_id is None:
+            return []
+        return users.list_sessions(self._require_context(), user_id, current_key=self._own_key())
+
+    def end_other_sessions(self) -> int:
+        """End every other live session of this session's user and return how many were
+        ended: the call to make after a password change (ASVS 3.3.3). This session, and
+        a rotation of it under way (``regenerate()``), are kept. ``0`` without a user.
+
+        Costs one Query on the per-user index and one conditional DeleteItem per other
+        session. Requests of the ended sessions already in flight cannot bring them back;
+        a session bound within the last second or so may be missed (the index is
+        eventually consistent).
+
+        :raises UserIndexMissingError: when the table has no per-user index.
+        """
+        user_id = self._bound_user()
+        if user_id is None:
+            return 0
+        keep = set(self._client_record_keys())
+        if self._presented_id is not None:
+            keep.add(storage_key(self._presented_id))
+        return users.end_sessions(
+            self._require_context(),
+            user_id,
+            keep_keys=keep,
+            keep_handle=self._own_handle(user_id),
+        )
+
+    def end_user_session(self, handle: str) -> bool:
+        """End the session of this session's user named ``handle`` (from
+        :meth:`user_sessions`); ``False``, with nothing ended, for a handle of another
+        user's session, an unknown or malformed one, or when there is no user. Ending
+        this session's own handle is a logout: it works as :meth:`abandon`.
+
+        Costs one Query on the per-user index and one conditional DeleteItem (nothing for
+        a malformed handle).
+
+        :raises UserIndexMissingError: when the table has no per-user index.
+        """
+        user_id = self._bound_user()
+        if user_id is None or not users.is_handle(handle):
+            return False
+        if handle == self._own_handle(user_id):
+            self.abandon()
+            return True
+        return users.end_session(self._require_context(), user_id, handle)
+
+    def _bound_user(self) -> str | None:
+        """The user id this session's data names now, loading it first."""
+        self._ensure_loaded()
+        if self._unavailable is not None:
+            # Never answer "no user" for a session DynamoDB could not load.
+            raise self._unavailable
+        key = self._require_context().settings.user_id_key
+        return users.user_id_of(dict.get(self, key))
+
+    def _own_key(self) -> str | None:
+        """The storage key of this session's record in the table, if it has one: the
+        loaded record's, or, while ``regenerate()`` is pending, the one being moved."""
+        if self._record is not None:
+            return storage_key(self.session_id)
+        if self._rotating is not None:
+            return self._rotating[0]
+        return None
+
+    def _own_handle(self, user_id: str) -> str | None:
+        """This session's handle, if its stored record is bound to ``user_id``."""
+        record = self._current_record()
+        binding = None if record is None else record.binding
+        return binding.handle if binding is not None and binding.user_id == user_id else None
 
     # -- dict interface: load first, track changes ---------------------------------------
 

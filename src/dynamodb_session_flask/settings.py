@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .compression import DEFAULT_THRESHOLD as DEFAULT_COMPRESS_THRESHOLD
 from .errors import ConfigError
 
 logger = logging.getLogger("dynamodb_session_flask")
@@ -32,6 +33,9 @@ DEFAULT_MAX_REFRESH_INTERVAL = 60.0
 DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_READ_TIMEOUT = 2.0
 DEFAULT_MAX_ATTEMPTS = 3
+#: Flask-Login's key: a session holding it is bound to that user.
+DEFAULT_USER_ID_KEY = "_user_id"
+DEFAULT_USER_INDEX_NAME = "user-index"
 
 MIN_SID_BYTE_LENGTH = 16
 #: A signed id must still fit comfortably in a 4 KB cookie.
@@ -61,6 +65,13 @@ class Settings:
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    compress_threshold: int
+    #: The session key whose value (str or int) binds a session to its user.
+    user_id_key: str
+    #: Whether a bound session keeps the User-Agent of the request that bound it.
+    record_user_agent: bool
+    #: The global secondary index on the bound user's id.
+    user_index_name: str
 
 
 KNOWN_KEYS = frozenset(
@@ -81,6 +92,10 @@ KNOWN_KEYS = frozenset(
         "CONNECT_TIMEOUT",
         "READ_TIMEOUT",
         "MAX_ATTEMPTS",
+        "COMPRESS_THRESHOLD",
+        "USER_ID_KEY",
+        "RECORD_USER_AGENT",
+        "USER_INDEX_NAME",
     )
 )
 
@@ -116,6 +131,10 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         connect_timeout=_positive_number(config, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         read_timeout=_positive_number(config, "READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_attempts=_positive_int(config, "MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+        compress_threshold=_compress_threshold(config),
+        user_id_key=_user_id_key(config),
+        record_user_agent=_bool(config, "RECORD_USER_AGENT", True),
+        user_index_name=_index_name(config),
     )
 
 
@@ -245,6 +264,40 @@ def _table_name(config: Mapping[str, Any]) -> str:
         raise ConfigError(
             key,
             f"must be a DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, '_', '-', "
+            f"'.'), got {value!r}",
+        )
+    return value
+
+
+def _compress_threshold(config: Mapping[str, Any]) -> int:
+    key = PREFIX + "COMPRESS_THRESHOLD"
+    value = _value(config, "COMPRESS_THRESHOLD", DEFAULT_COMPRESS_THRESHOLD)
+    if not (_is_number(value) and value == int(value) and value >= 0):
+        raise ConfigError(
+            key,
+            f"must be a whole number of bytes, 0 or more (0 turns compression off), got {value!r}",
+        )
+    return int(value)
+
+
+def _user_id_key(config: Mapping[str, Any]) -> str:
+    key = PREFIX + "USER_ID_KEY"
+    value = _value(config, "USER_ID_KEY", DEFAULT_USER_ID_KEY)
+    if not (isinstance(value, str) and value):
+        raise ConfigError(
+            key, f"must be the non-empty session key holding the user's id, got {value!r}"
+        )
+    return value
+
+
+def _index_name(config: Mapping[str, Any]) -> str:
+    key = PREFIX + "USER_INDEX_NAME"
+    value = _value(config, "USER_INDEX_NAME", DEFAULT_USER_INDEX_NAME)
+    # Index names follow the same rules as table names.
+    if not (isinstance(value, str) and _TABLE_NAME.fullmatch(value)):
+        raise ConfigError(
+            key,
+            f"must be a DynamoDB index name (3-255 characters of a-z, A-Z, 0-9, '_', '-', "
             f"'.'), got {value!r}",
         )
     return value

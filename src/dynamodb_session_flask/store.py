@@ -3,7 +3,8 @@
 Item layout (hash key ``id``, type S)::
 
     id                storage key: hash of the session id (see ids.storage_key)
-    data              M: one S entry per session key, the value's tagged JSON
+    data              M: one entry per session key: the value's tagged JSON (S), or, for
+                         a large value that compresses well, that text compressed (B)
     created           N: epoch seconds
     refreshed         N: epoch seconds of the last idle-expiry refresh
     expires           N: integer epoch seconds, min(refreshed + idle, created + absolute);
@@ -12,22 +13,26 @@ Item layout (hash key ``id``, type S)::
     absolute_timeout  N
 
 IAM permissions used: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem`` on
-the table. Every write is conditional, so a request that finishes after a concurrent logout
-cannot bring the session back.
+the table. Every write to an existing session is conditional on the record existing *and*
+not having expired, so a request that finishes after a concurrent logout, or after the
+session's expiry, cannot bring the session back.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import SessionBackendError, SessionError, SessionTooLargeError
+from . import compression
+from .changes import delta
+from .errors import SessionBackendError, SessionError, SessionTooLargeError, UserIndexMissingError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -46,10 +51,31 @@ MAX_DELTA_KEYS = 100
 #: Upper bound of a number attribute's stored size, used so the size check never under-counts.
 _NUMBER_SIZE = 21
 _NUMBER_ATTRIBUTES = ("created", "refreshed", "expires", "idle_timeout", "absolute_timeout")
+#: The user binding's attributes. ``user_id`` and ``handle`` are the per-user index's keys:
+#: they are only ever written together, by a write that binds, rebinds or unbinds.
+USER_ID = "user_id"
+HANDLE = "handle"
+USER_AGENT = "user_agent"
+#: BatchGetItem reads at most this many keys per call.
+BATCH_GET_LIMIT = 100
+#: Attempts at the keys a BatchGetItem left unprocessed (throttling), with backoff.
+BATCH_ATTEMPTS = 5
 
 #: Conditions, by purpose.
 CREATE_ONLY = "attribute_not_exists(#id)"
-EXISTING_ONLY = "attribute_exists(#id)"
+#: The record exists and has expired neither by idle time nor by age. Comparisons with a
+#: missing attribute are false, so this also refuses a record that is gone.
+LIVE_ONLY = "attribute_exists(#id) AND #refreshed > :idle_cutoff AND #created > :absolute_cutoff"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The user a stored session belongs to, as its item records it."""
+
+    user_id: str
+    #: Opaque and random: never the session id nor its storage key.
+    handle: str
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,34 +87,76 @@ class SessionRecord:
     idle_timeout: int
     absolute_timeout: int
     data: Mapping[str, str]
+    binding: Binding | None = None
 
     @property
     def expires_at(self) -> float:
         """When the session ends: idle expiry or absolute expiry, whichever is first."""
         return min(self.refreshed + self.idle_timeout, self.created + self.absolute_timeout)
 
-    def rewritten(self, now: float, data: Mapping[str, str]) -> SessionRecord:
-        """This record as rewritten at ``now`` with ``data``."""
-        return SessionRecord(self.created, now, self.idle_timeout, self.absolute_timeout, data)
+    def rewritten(
+        self, now: float, data: Mapping[str, str], binding: Binding | None
+    ) -> SessionRecord:
+        """This record as rewritten at ``now`` with ``data`` and ``binding``."""
+        return SessionRecord(
+            self.created, now, self.idle_timeout, self.absolute_timeout, data, binding
+        )
+
+    def limited(self, idle_timeout: int, absolute_timeout: int) -> SessionRecord:
+        """This record under timeouts no longer than the given ones: an operator who
+        shortens the settings shortens every live session on its next read."""
+        if idle_timeout >= self.idle_timeout and absolute_timeout >= self.absolute_timeout:
+            return self
+        return replace(
+            self,
+            idle_timeout=min(idle_timeout, self.idle_timeout),
+            absolute_timeout=min(absolute_timeout, self.absolute_timeout),
+        )
+
+    def live_condition_values(self, now: float) -> dict[str, AttributeValueTypeDef]:
+        """Values for :data:`LIVE_ONLY`: live at ``now`` means refreshed less than the idle
+        timeout ago and created less than the absolute timeout ago."""
+        return {
+            ":idle_cutoff": _number(now - self.idle_timeout),
+            ":absolute_cutoff": _number(now - self.absolute_timeout),
+        }
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One session as the per-user index lists it."""
+
+    key: str
+    handle: str
 
 
 class SessionIdCollisionError(SessionError):
     """A new session's key already exists in the table (a CSPRNG failure, or a bug)."""
 
 
-def item_size(key: str, data: Mapping[str, str]) -> int:
+def item_size(key: str, data: Mapping[str, str | bytes], binding: Binding | None = None) -> int:
     """An upper bound of the stored item's size under DynamoDB's accounting: attribute
-    names plus values, 3 bytes per map and 1 byte per map entry."""
+    names plus values, 3 bytes per map and 1 byte per map entry. Each value counts as
+    stored: text by its UTF-8 bytes, a compressed value by its bytes."""
     size = len("id") + len(key.encode())
     size += len("data") + 3
-    size += sum(len(k.encode()) + len(v.encode()) + 1 for k, v in data.items())
+    size += sum(len(k.encode()) + _stored_size(v) + 1 for k, v in data.items())
     size += sum(len(name) + _NUMBER_SIZE for name in _NUMBER_ATTRIBUTES)
+    if binding is not None:
+        size += len(USER_ID) + len(binding.user_id.encode())
+        size += len(HANDLE) + len(binding.handle)
+        if binding.user_agent is not None:
+            size += len(USER_AGENT) + len(binding.user_agent.encode())
     return size
 
 
-def ensure_fits(key: str, data: Mapping[str, str]) -> None:
+def _stored_size(value: str | bytes) -> int:
+    return len(value) if isinstance(value, bytes) else len(value.encode())
+
+
+def ensure_fits(key: str, data: Mapping[str, str | bytes], binding: Binding | None = None) -> None:
     """:raises SessionTooLargeError: before any write, when the item would be too large."""
-    size = item_size(key, data)
+    size = item_size(key, data, binding)
     if size > ITEM_SIZE_LIMIT:
         raise SessionTooLargeError(size, ITEM_SIZE_LIMIT)
 
@@ -103,8 +171,46 @@ def _expiry_epoch(record: SessionRecord) -> AttributeValueTypeDef:
     return {"N": str(math.ceil(record.expires_at))}
 
 
-def _data_map(data: Mapping[str, str]) -> AttributeValueTypeDef:
-    return {"M": {k: {"S": v} for k, v in data.items()}}
+def _data_map(data: Mapping[str, str | bytes]) -> AttributeValueTypeDef:
+    return {"M": {k: _attribute(v) for k, v in data.items()}}
+
+
+def _attribute(value: str | bytes) -> AttributeValueTypeDef:
+    """A value as stored: text as S, compressed text as B."""
+    return {"B": value} if isinstance(value, bytes) else {"S": value}
+
+
+def _text(value: Mapping[str, Any]) -> str:
+    """A stored value's text. Items written before values were compressed hold S only.
+
+    :raises KeyError, ValueError: for anything else.
+    """
+    if "S" in value:
+        return str(value["S"])
+    return compression.decompress(value["B"])
+
+
+def _binding_attributes(binding: Binding | None) -> dict[str, AttributeValueTypeDef]:
+    if binding is None:
+        return {}
+    attributes: dict[str, AttributeValueTypeDef] = {
+        USER_ID: {"S": binding.user_id},
+        HANDLE: {"S": binding.handle},
+    }
+    if binding.user_agent:
+        attributes[USER_AGENT] = {"S": binding.user_agent}
+    return attributes
+
+
+def _binding_from_item(item: Mapping[str, Any]) -> Binding | None:
+    if USER_ID not in item or HANDLE not in item:
+        return None
+    user_agent = item.get(USER_AGENT)
+    return Binding(
+        user_id=item[USER_ID]["S"],
+        handle=item[HANDLE]["S"],
+        user_agent=None if user_agent is None else user_agent["S"],
+    )
 
 
 class SessionStore:
@@ -114,9 +220,13 @@ class SessionStore:
     :param client: returns the shared low-level client (built lazily by the caller).
     :param consistent_read: strongly consistent GetItem (1 read unit per 4 KB) so a session
         written by one request is seen by the next; eventual reads cost half.
+    :param compress_threshold: values whose text is longer than this many UTF-8 bytes are
+        stored compressed when that saves at least a third (see :mod:`.compression`); 0
+        stores every value as text. Either kind of stored value is read back.
 
-    Every method makes exactly one DynamoDB call (``update`` none when there is nothing to
-    write) and raises :class:`SessionBackendError` when DynamoDB cannot answer.
+    Every method for one session makes exactly one DynamoDB call (``update`` none when
+    there is nothing to write) and raises :class:`SessionBackendError` when DynamoDB
+    cannot answer. The per-user methods page or batch as their docstrings say.
     """
 
     def __init__(
@@ -125,10 +235,17 @@ class SessionStore:
         client: Callable[[], DynamoDBClient],
         *,
         consistent_read: bool = True,
+        compress_threshold: int = compression.DEFAULT_THRESHOLD,
     ) -> None:
         self.table_name = table_name
         self._client = client
         self._consistent_read = consistent_read
+        self._compress_threshold = compress_threshold
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The shared client, for table-wide operations (the command line)."""
+        return self._client()
 
     def prepare(self) -> None:
         """Build the shared client now, at start-up, rather than in the first call."""
@@ -142,39 +259,30 @@ class SessionStore:
                 Key={"id": {"S": key}},
                 ConsistentRead=self._consistent_read,
             )
-        item = response.get("Item")
-        if item is None:
-            return None
-        try:
-            return SessionRecord(
-                created=float(item["created"]["N"]),
-                refreshed=float(item["refreshed"]["N"]),
-                idle_timeout=int(item["idle_timeout"]["N"]),
-                absolute_timeout=int(item["absolute_timeout"]["N"]),
-                data={k: v["S"] for k, v in item["data"]["M"].items()},
-            )
-        except (KeyError, TypeError, ValueError):
-            logger.warning("Ignoring a malformed session item in table %s", self.table_name)
-            return None
+        return self._record_from_item(response.get("Item"))
 
     def create(self, key: str, record: SessionRecord) -> None:
-        """Write a new session; never overwrites an existing one.
+        """Write a new session (with its user binding, if any); never overwrites an
+        existing one.
 
         :raises SessionTooLargeError: before writing, when the item would be too large.
         """
-        ensure_fits(key, record.data)
+        stored = {k: self._stored(v) for k, v in record.data.items()}
+        ensure_fits(key, stored, record.binding)
         try:
             with self._translate_errors("PutItem"):
                 self._client().put_item(
                     TableName=self.table_name,
                     Item={
                         "id": {"S": key},
-                        "data": _data_map(record.data),
+                        "data": _data_map(stored),
                         "created": _number(record.created),
                         "refreshed": _number(record.refreshed),
                         "expires": _expiry_epoch(record),
                         "idle_timeout": {"N": str(record.idle_timeout)},
                         "absolute_timeout": {"N": str(record.absolute_timeout)},
+                        # A bound record enters the per-user index with this same write.
+                        **_binding_attributes(record.binding),
                     },
                     ConditionExpression=CREATE_ONLY,
                     ExpressionAttributeNames={"#id": "id"},
@@ -187,35 +295,55 @@ class SessionStore:
         key: str,
         before: Mapping[str, str],
         after: SessionRecord,
+        *,
+        binding_before: Binding | None,
     ) -> bool:
         """Write what changed between ``before`` and ``after.data`` as one conditional
         UpdateItem: ``SET`` the keys whose serialized value changed, ``REMOVE`` the keys that
         are gone, so concurrent requests changing different keys both survive; and move the
-        idle expiry to ``after.refreshed``.
+        idle expiry to ``after.refreshed``, the time of the write.
 
-        :returns: ``False`` when the session no longer exists (logged out or expired
-            meanwhile); nothing was written then.
+        When ``after.binding`` differs from ``binding_before`` the same UpdateItem sets or
+        removes the binding's attributes; otherwise it names none of them, so the write
+        leaves the per-user index untouched (DynamoDB writes an index entry only when a
+        key or projected attribute of the index changes).
+
+        :returns: ``False`` when the session is no longer live (logged out, ended
+            elsewhere, or expired meanwhile); nothing was written then.
         :raises SessionTooLargeError: before writing, when the item would be too large.
         """
-        changed = {k: v for k, v in after.data.items() if before.get(k) != v}
-        removed = [k for k in before if k not in after.data]
-        names = {"#id": "id", "#refreshed": "refreshed", "#expires": "expires"}
+        changed, removed = delta(before, after.data)
+        names: dict[str, str] = {
+            "#id": "id",
+            "#refreshed": "refreshed",
+            "#expires": "expires",
+            "#created": "created",
+        }
         values: dict[str, AttributeValueTypeDef] = {
             ":refreshed": _number(after.refreshed),
             ":expires": _expiry_epoch(after),
+            **after.live_condition_values(after.refreshed),
         }
         assignments = ["#refreshed = :refreshed", "#expires = :expires"]
         removals: list[str] = []
+        rebinding = after.binding != binding_before
+        stored = {k: self._stored(v) for k, v in changed.items()}
+        if changed or removed or rebinding:
+            self._ensure_update_fits(key, after.data, stored, after.binding)
+        if rebinding:
+            _rebind(after.binding, names, values, assignments, removals)
         if changed or removed:
-            ensure_fits(key, after.data)
             names["#data"] = "data"
             if len(changed) + len(removed) > MAX_DELTA_KEYS:
-                values[":data"] = _data_map(after.data)
+                whole = {
+                    k: stored[k] if k in stored else self._stored(v) for k, v in after.data.items()
+                }
+                values[":data"] = _data_map(whole)
                 assignments.append("#data = :data")
             else:
-                for index, (name, value) in enumerate(changed.items()):
+                for index, (name, value) in enumerate(stored.items()):
                     names[f"#s{index}"] = name
-                    values[f":s{index}"] = {"S": value}
+                    values[f":s{index}"] = _attribute(value)
                     assignments.append(f"#data.#s{index} = :s{index}")
                 for index, name in enumerate(removed):
                     names[f"#r{index}"] = name
@@ -229,7 +357,7 @@ class SessionStore:
                     TableName=self.table_name,
                     Key={"id": {"S": key}},
                     UpdateExpression=expression,
-                    ConditionExpression=EXISTING_ONLY,
+                    ConditionExpression=LIVE_ONLY,
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                 )
@@ -237,10 +365,240 @@ class SessionStore:
             return False
         return True
 
+    def _stored(self, text: str) -> str | bytes:
+        """What one value is written as: its text compressed when that pays, else the text."""
+        packed = compression.compress(text, self._compress_threshold)
+        return text if packed is None else packed
+
+    def _ensure_update_fits(
+        self,
+        key: str,
+        data: Mapping[str, str],
+        changed: Mapping[str, str | bytes],
+        binding: Binding | None,
+    ) -> None:
+        """:raises SessionTooLargeError: when the item after the update would be too large.
+
+        Unchanged values are first counted as text, an upper bound of their stored size
+        that needs no compression. Only when that bound is over the limit are they counted
+        as this store writes them, compressed or not: exact for values it wrote itself. A
+        value written as text by an earlier version, or under another threshold, may take
+        more room than counted; DynamoDB then refuses the write itself, and nothing changes.
+        """
+        bound = {k: changed.get(k, v) for k, v in data.items()}
+        if item_size(key, bound, binding) <= ITEM_SIZE_LIMIT:
+            return
+        ensure_fits(
+            key,
+            {k: changed[k] if k in changed else self._stored(v) for k, v in data.items()},
+            binding,
+        )
+
     def delete(self, key: str) -> None:
         """Remove a session; removing one that is already gone is not an error."""
         with self._translate_errors("DeleteItem"):
             self._client().delete_item(TableName=self.table_name, Key={"id": {"S": key}})
+
+    def end_live(self, key: str, loaded: SessionRecord, now: float) -> SessionRecord | None:
+        """Delete a session only if it is still live at ``now``, and return what it held
+        when it was deleted: one conditional DeleteItem with ``ReturnValues=ALL_OLD``.
+
+        Rotation ends the old record with this *before* creating the new one, so a logout
+        that won the race is never undone, and a failure after this call leaves no live
+        record behind. It needs no transaction, which not every engine has.
+
+        :param loaded: the record as this request read it; its timeouts decide liveness.
+        :returns: ``None`` when the session was already gone or expired (nothing deleted).
+        """
+        try:
+            with self._translate_errors("DeleteItem"):
+                response = self._client().delete_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": key}},
+                    ConditionExpression=LIVE_ONLY,
+                    ExpressionAttributeNames={
+                        "#id": "id",
+                        "#refreshed": "refreshed",
+                        "#created": "created",
+                    },
+                    ExpressionAttributeValues=loaded.live_condition_values(now),
+                    ReturnValues="ALL_OLD",
+                )
+        except _ConditionFailed:
+            return None
+        return self._record_from_item(response.get("Attributes"))
+
+    # -- per-user: the index on the binding ---------------------------------------------
+
+    def user_index_entries(
+        self, index_name: str, user_id: str, handle: str | None = None
+    ) -> list[IndexEntry]:
+        """The sessions the per-user index lists for ``user_id`` (only the one named
+        ``handle``, when given): one Query per 1 MB page of index entries (an entry is
+        about 100 bytes; 0.5 read unit per 4 KB read).
+
+        Index reads are eventually consistent (DynamoDB offers nothing else on a global
+        secondary index): a session bound a moment ago may be missing, and one ended a
+        moment ago may still be listed. Callers therefore re-read the items themselves
+        (:meth:`get_many`) or make their writes conditional on the item.
+
+        :raises UserIndexMissingError: when the table has no such index, or it is still
+            being built.
+        """
+        names = {"#user_id": USER_ID}
+        values: dict[str, AttributeValueTypeDef] = {":user_id": {"S": user_id}}
+        condition = "#user_id = :user_id"
+        if handle is not None:
+            names["#handle"] = HANDLE
+            values[":handle"] = {"S": handle}
+            condition += " AND #handle = :handle"
+        entries: list[IndexEntry] = []
+        start: dict[str, Any] | None = None
+        while True:
+            arguments: dict[str, Any] = {}
+            if start is not None:
+                arguments["ExclusiveStartKey"] = start
+            try:
+                response = self._client().query(
+                    TableName=self.table_name,
+                    IndexName=index_name,
+                    KeyConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    **arguments,
+                )
+            except ClientError as exc:
+                raise self._index_failure(index_name, exc) from exc
+            except BotoCoreError as exc:
+                raise self._unavailable("Query", exc) from exc
+            entries.extend(
+                IndexEntry(item["id"]["S"], item[HANDLE]["S"])
+                for item in response.get("Items", [])
+                if "id" in item and HANDLE in item
+            )
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return entries
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, SessionRecord]:
+        """The stored records of ``keys``, without their data (keys not in the table are
+        left out): one strongly consistent BatchGetItem per 100 keys, plus a retry, with
+        backoff, of any keys DynamoDB left unprocessed. Each item costs 1 read unit per
+        4 KB of its full size (a projection does not make a read cheaper).
+
+        Strongly consistent on purpose: a session ended a moment ago is never returned,
+        whatever the index still lists.
+        """
+        names = {
+            "#id": "id",
+            "#created": "created",
+            "#refreshed": "refreshed",
+            "#idle": "idle_timeout",
+            "#absolute": "absolute_timeout",
+            "#user_id": USER_ID,
+            "#handle": HANDLE,
+            "#user_agent": USER_AGENT,
+        }
+        found: dict[str, SessionRecord] = {}
+        unique = list(dict.fromkeys(keys))
+        # (No keys, no call: BatchGetItem rejects an empty request.)
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            pending: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [{"id": {"S": key}} for key in unique[start : start + BATCH_GET_LIMIT]],
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(BATCH_ATTEMPTS):
+                with self._translate_errors("BatchGetItem"):
+                    response = self._client().batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    record = self._record_from_item(item, with_data=False)
+                    if record is not None:
+                        found[item["id"]["S"]] = record
+                pending = dict(response.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                # Throttled: back off as botocore's own retries would.
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            else:
+                raise self._unavailable(
+                    "BatchGetItem",
+                    RuntimeError(f"keys still unprocessed after {BATCH_ATTEMPTS} attempts"),
+                )
+        return found
+
+    def end_bound(self, key: str, user_id: str, handle: str | None = None) -> SessionRecord | None:
+        """Delete a session only if it is still bound to ``user_id`` (and named
+        ``handle``, when given), returning what it held: one conditional DeleteItem.
+
+        The condition makes a stale index entry harmless: a session that was rebound to
+        another user or unbound meanwhile is left alone. Every later write to the deleted
+        record, by a request of that session already in flight, is conditional on the
+        record existing, so the session cannot come back.
+
+        :returns: ``None`` when nothing was deleted.
+        """
+        names = {"#user_id": USER_ID}
+        values: dict[str, AttributeValueTypeDef] = {":user_id": {"S": user_id}}
+        condition = "#user_id = :user_id"
+        if handle is not None:
+            names["#handle"] = HANDLE
+            values[":handle"] = {"S": handle}
+            condition += " AND #handle = :handle"
+        try:
+            with self._translate_errors("DeleteItem"):
+                response = self._client().delete_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": key}},
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_OLD",
+                )
+        except _ConditionFailed:
+            return None
+        return self._record_from_item(response.get("Attributes"))
+
+    def _index_failure(self, index_name: str, exc: ClientError) -> SessionError:
+        """What a failed index Query means. Engines word a missing index differently
+        (DynamoDB and dynalite: ValidationException, moto: ResourceNotFoundException), so
+        for those codes one DescribeTable, on this error path only, tells a missing or
+        still-building index from a missing table or anything else."""
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ValidationException", "ResourceNotFoundException"):
+            try:
+                table = self._client().describe_table(TableName=self.table_name)["Table"]
+            except (ClientError, BotoCoreError):
+                return self._unavailable("Query", exc)
+            indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
+            index = indexes.get(index_name)
+            if index is None:
+                return UserIndexMissingError(index_name, self.table_name)
+            status = index.get("IndexStatus", "ACTIVE")
+            if status != "ACTIVE" or index.get("Backfilling"):
+                return UserIndexMissingError(index_name, self.table_name, status=status)
+        return self._unavailable("Query", exc)
+
+    def _record_from_item(
+        self, item: Mapping[str, Any] | None, *, with_data: bool = True
+    ) -> SessionRecord | None:
+        if not item:
+            return None
+        try:
+            return SessionRecord(
+                created=float(item["created"]["N"]),
+                refreshed=float(item["refreshed"]["N"]),
+                idle_timeout=int(item["idle_timeout"]["N"]),
+                absolute_timeout=int(item["absolute_timeout"]["N"]),
+                data={k: _text(v) for k, v in item["data"]["M"].items()} if with_data else {},
+                binding=_binding_from_item(item),
+            )
+        except (KeyError, TypeError, ValueError):
+            logger.warning("Ignoring a malformed session item in table %s", self.table_name)
+            return None
 
     @contextmanager
     def _translate_errors(self, operation: str) -> Iterator[None]:
@@ -262,6 +620,28 @@ class SessionStore:
             exc,
         )
         return SessionBackendError(operation, exc)
+
+
+def _rebind(
+    binding: Binding | None,
+    names: dict[str, str],
+    values: dict[str, AttributeValueTypeDef],
+    assignments: list[str],
+    removals: list[str],
+) -> None:
+    """Add to an update expression what binds the record to ``binding``, or unbinds it."""
+    names.update({"#user_id": USER_ID, "#handle": HANDLE, "#user_agent": USER_AGENT})
+    if binding is None:
+        removals.extend(["#user_id", "#handle", "#user_agent"])
+        return
+    values[":user_id"] = {"S": binding.user_id}
+    values[":handle"] = {"S": binding.handle}
+    assignments.extend(["#user_id = :user_id", "#handle = :handle"])
+    if binding.user_agent:
+        values[":user_agent"] = {"S": binding.user_agent}
+        assignments.append("#user_agent = :user_agent")
+    else:
+        removals.append("#user_agent")
 
 
 class _ConditionFailed(Exception):

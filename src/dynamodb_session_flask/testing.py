@@ -7,6 +7,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
 from .session import DynamoDbSessionInstance
+from .users import SessionInfo
 
 __all__ = ["TestSession"]
 
@@ -37,6 +38,18 @@ class TestSession(SessionInterface):
 
         def save(self) -> None:
             """Nothing to save: the data lives in memory."""
+
+        def user_sessions(self) -> list[SessionInfo]:
+            """No other sessions exist in memory."""
+            return []
+
+        def end_other_sessions(self) -> int:
+            """There are no other sessions to end."""
+            return 0
+
+        def end_user_session(self, handle: str) -> bool:
+            """There is no other session a handle could name."""
+            return False
 
     def __init__(self) -> None:
         self.memory_instance: DynamoDbSessionInstance = self.TestInstance()
