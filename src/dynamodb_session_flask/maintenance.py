@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import SessionBackendError
+from .records import USER_ID, SessionRecord
 from .settings import Settings
-from .store import USER_ID, SessionRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

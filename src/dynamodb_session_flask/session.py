@@ -26,8 +26,9 @@ from . import codec, users
 from .changes import ChangeTracker, rebase
 from .errors import SessionBackendError
 from .ids import SessionIds, loggable_id, storage_key
+from .records import SessionRecord
 from .settings import Settings
-from .store import SessionRecord, SessionStore
+from .store import SessionStore
 from .users import SessionInfo
 
 logger = logging.getLogger("dynamodb_session_flask")

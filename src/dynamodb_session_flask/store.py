@@ -1,38 +1,44 @@
-"""The only module that reads and writes session items in DynamoDB.
-
-Item layout (hash key ``id``, type S)::
-
-    id                storage key: hash of the session id (see ids.storage_key)
-    data              M: one entry per session key: the value's tagged JSON (S), or, for
-                         a large value that compresses well, that text compressed (B)
-    created           N: epoch seconds
-    refreshed         N: epoch seconds of the last idle-expiry refresh
-    expires           N: integer epoch seconds, min(refreshed + idle, created + absolute);
-                         the table's TTL attribute, and re-checked on every read
-    idle_timeout      N: the timeouts this session was created with
-    absolute_timeout  N
+"""The only module that reads and writes session items in DynamoDB (their layout is in
+:mod:`.records`).
 
 IAM permissions used: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem`` on
-the table. Every write to an existing session is conditional on the record existing *and*
-not having expired, so a request that finishes after a concurrent logout, or after the
-session's expiry, cannot bring the session back.
+the table, plus ``Query`` on the per-user index and ``BatchGetItem`` for per-user sessions.
+Every write to an existing session is conditional on the record existing *and* not having
+expired, so a request that finishes after a concurrent logout, or after the session's
+expiry, cannot bring the session back.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import compression
 from .changes import delta
-from .errors import SessionBackendError, SessionError, SessionTooLargeError, UserIndexMissingError
+from .errors import SessionBackendError, SessionError, UserIndexMissingError
+from .records import (
+    HANDLE,
+    ITEM_SIZE_LIMIT,
+    USER_AGENT,
+    USER_ID,
+    Binding,
+    SessionRecord,
+    attribute,
+    binding_attributes,
+    data_map,
+    ensure_fits,
+    expiry_epoch,
+    item_size,
+    number,
+    rebind,
+    record_from_item,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -43,19 +49,9 @@ else:
 
 logger = logging.getLogger("dynamodb_session_flask")
 
-#: DynamoDB's maximum item size, in bytes.
-ITEM_SIZE_LIMIT = 400 * 1024
 #: An update expression may be at most 4 KB; past this many changed keys the whole ``data``
 #: map is written instead of a delta.
 MAX_DELTA_KEYS = 100
-#: Upper bound of a number attribute's stored size, used so the size check never under-counts.
-_NUMBER_SIZE = 21
-_NUMBER_ATTRIBUTES = ("created", "refreshed", "expires", "idle_timeout", "absolute_timeout")
-#: The user binding's attributes. ``user_id`` and ``handle`` are the per-user index's keys:
-#: they are only ever written together, by a write that binds, rebinds or unbinds.
-USER_ID = "user_id"
-HANDLE = "handle"
-USER_AGENT = "user_agent"
 #: BatchGetItem reads at most this many keys per call.
 BATCH_GET_LIMIT = 100
 #: Attempts at the keys a BatchGetItem left unprocessed (throttling), with backoff.
@@ -69,60 +65,6 @@ LIVE_ONLY = "attribute_exists(#id) AND #refreshed > :idle_cutoff AND #created > 
 
 
 @dataclass(frozen=True)
-class Binding:
-    """The user a stored session belongs to, as its item records it."""
-
-    user_id: str
-    #: Opaque and random: never the session id nor its storage key.
-    handle: str
-    user_agent: str | None = None
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """One stored session: timestamps in epoch seconds, values as serialized strings."""
-
-    created: float
-    refreshed: float
-    idle_timeout: int
-    absolute_timeout: int
-    data: Mapping[str, str]
-    binding: Binding | None = None
-
-    @property
-    def expires_at(self) -> float:
-        """When the session ends: idle expiry or absolute expiry, whichever is first."""
-        return min(self.refreshed + self.idle_timeout, self.created + self.absolute_timeout)
-
-    def rewritten(
-        self, now: float, data: Mapping[str, str], binding: Binding | None
-    ) -> SessionRecord:
-        """This record as rewritten at ``now`` with ``data`` and ``binding``."""
-        return SessionRecord(
-            self.created, now, self.idle_timeout, self.absolute_timeout, data, binding
-        )
-
-    def limited(self, idle_timeout: int, absolute_timeout: int) -> SessionRecord:
-        """This record under timeouts no longer than the given ones: an operator who
-        shortens the settings shortens every live session on its next read."""
-        if idle_timeout >= self.idle_timeout and absolute_timeout >= self.absolute_timeout:
-            return self
-        return replace(
-            self,
-            idle_timeout=min(idle_timeout, self.idle_timeout),
-            absolute_timeout=min(absolute_timeout, self.absolute_timeout),
-        )
-
-    def live_condition_values(self, now: float) -> dict[str, AttributeValueTypeDef]:
-        """Values for :data:`LIVE_ONLY`: live at ``now`` means refreshed less than the idle
-        timeout ago and created less than the absolute timeout ago."""
-        return {
-            ":idle_cutoff": _number(now - self.idle_timeout),
-            ":absolute_cutoff": _number(now - self.absolute_timeout),
-        }
-
-
-@dataclass(frozen=True)
 class IndexEntry:
     """One session as the per-user index lists it."""
 
@@ -132,85 +74,6 @@ class IndexEntry:
 
 class SessionIdCollisionError(SessionError):
     """A new session's key already exists in the table (a CSPRNG failure, or a bug)."""
-
-
-def item_size(key: str, data: Mapping[str, str | bytes], binding: Binding | None = None) -> int:
-    """An upper bound of the stored item's size under DynamoDB's accounting: attribute
-    names plus values, 3 bytes per map and 1 byte per map entry. Each value counts as
-    stored: text by its UTF-8 bytes, a compressed value by its bytes."""
-    size = len("id") + len(key.encode())
-    size += len("data") + 3
-    size += sum(len(k.encode()) + _stored_size(v) + 1 for k, v in data.items())
-    size += sum(len(name) + _NUMBER_SIZE for name in _NUMBER_ATTRIBUTES)
-    if binding is not None:
-        size += len(USER_ID) + len(binding.user_id.encode())
-        size += len(HANDLE) + len(binding.handle)
-        if binding.user_agent is not None:
-            size += len(USER_AGENT) + len(binding.user_agent.encode())
-    return size
-
-
-def _stored_size(value: str | bytes) -> int:
-    return len(value) if isinstance(value, bytes) else len(value.encode())
-
-
-def ensure_fits(key: str, data: Mapping[str, str | bytes], binding: Binding | None = None) -> None:
-    """:raises SessionTooLargeError: before any write, when the item would be too large."""
-    size = item_size(key, data, binding)
-    if size > ITEM_SIZE_LIMIT:
-        raise SessionTooLargeError(size, ITEM_SIZE_LIMIT)
-
-
-def _number(value: float) -> AttributeValueTypeDef:
-    # Millisecond precision keeps short idle timeouts exact without float noise.
-    return {"N": f"{value:.3f}".rstrip("0").rstrip(".")}
-
-
-def _expiry_epoch(record: SessionRecord) -> AttributeValueTypeDef:
-    # TTL wants whole epoch seconds; rounding up never deletes a live session early.
-    return {"N": str(math.ceil(record.expires_at))}
-
-
-def _data_map(data: Mapping[str, str | bytes]) -> AttributeValueTypeDef:
-    return {"M": {k: _attribute(v) for k, v in data.items()}}
-
-
-def _attribute(value: str | bytes) -> AttributeValueTypeDef:
-    """A value as stored: text as S, compressed text as B."""
-    return {"B": value} if isinstance(value, bytes) else {"S": value}
-
-
-def _text(value: Mapping[str, Any]) -> str:
-    """A stored value's text. Items written before values were compressed hold S only.
-
-    :raises KeyError, ValueError: for anything else.
-    """
-    if "S" in value:
-        return str(value["S"])
-    return compression.decompress(value["B"])
-
-
-def _binding_attributes(binding: Binding | None) -> dict[str, AttributeValueTypeDef]:
-    if binding is None:
-        return {}
-    attributes: dict[str, AttributeValueTypeDef] = {
-        USER_ID: {"S": binding.user_id},
-        HANDLE: {"S": binding.handle},
-    }
-    if binding.user_agent:
-        attributes[USER_AGENT] = {"S": binding.user_agent}
-    return attributes
-
-
-def _binding_from_item(item: Mapping[str, Any]) -> Binding | None:
-    if USER_ID not in item or HANDLE not in item:
-        return None
-    user_agent = item.get(USER_AGENT)
-    return Binding(
-        user_id=item[USER_ID]["S"],
-        handle=item[HANDLE]["S"],
-        user_agent=None if user_agent is None else user_agent["S"],
-    )
 
 
 class SessionStore:
@@ -275,14 +138,14 @@ class SessionStore:
                     TableName=self.table_name,
                     Item={
                         "id": {"S": key},
-                        "data": _data_map(stored),
-                        "created": _number(record.created),
-                        "refreshed": _number(record.refreshed),
-                        "expires": _expiry_epoch(record),
+                        "data": data_map(stored),
+                        "created": number(record.created),
+                        "refreshed": number(record.refreshed),
+                        "expires": expiry_epoch(record),
                         "idle_timeout": {"N": str(record.idle_timeout)},
                         "absolute_timeout": {"N": str(record.absolute_timeout)},
                         # A bound record enters the per-user index with this same write.
-                        **_binding_attributes(record.binding),
+                        **binding_attributes(record.binding),
                     },
                     ConditionExpression=CREATE_ONLY,
                     ExpressionAttributeNames={"#id": "id"},
@@ -320,8 +183,8 @@ class SessionStore:
             "#created": "created",
         }
         values: dict[str, AttributeValueTypeDef] = {
-            ":refreshed": _number(after.refreshed),
-            ":expires": _expiry_epoch(after),
+            ":refreshed": number(after.refreshed),
+            ":expires": expiry_epoch(after),
             **after.live_condition_values(after.refreshed),
         }
         assignments = ["#refreshed = :refreshed", "#expires = :expires"]
@@ -331,19 +194,19 @@ class SessionStore:
         if changed or removed or rebinding:
             self._ensure_update_fits(key, after.data, stored, after.binding)
         if rebinding:
-            _rebind(after.binding, names, values, assignments, removals)
+            rebind(after.binding, names, values, assignments, removals)
         if changed or removed:
             names["#data"] = "data"
             if len(changed) + len(removed) > MAX_DELTA_KEYS:
                 whole = {
                     k: stored[k] if k in stored else self._stored(v) for k, v in after.data.items()
                 }
-                values[":data"] = _data_map(whole)
+                values[":data"] = data_map(whole)
                 assignments.append("#data = :data")
             else:
                 for index, (name, value) in enumerate(stored.items()):
                     names[f"#s{index}"] = name
-                    values[f":s{index}"] = _attribute(value)
+                    values[f":s{index}"] = attribute(value)
                     assignments.append(f"#data.#s{index} = :s{index}")
                 for index, name in enumerate(removed):
                     names[f"#r{index}"] = name
@@ -588,14 +451,7 @@ class SessionStore:
         if not item:
             return None
         try:
-            return SessionRecord(
-                created=float(item["created"]["N"]),
-                refreshed=float(item["refreshed"]["N"]),
-                idle_timeout=int(item["idle_timeout"]["N"]),
-                absolute_timeout=int(item["absolute_timeout"]["N"]),
-                data={k: _text(v) for k, v in item["data"]["M"].items()} if with_data else {},
-                binding=_binding_from_item(item),
-            )
+            return record_from_item(item, with_data=with_data)
         except (KeyError, TypeError, ValueError):
             logger.warning("Ignoring a malformed session item in table %s", self.table_name)
             return None
@@ -620,28 +476,6 @@ class SessionStore:
             exc,
         )
         return SessionBackendError(operation, exc)
-
-
-def _rebind(
-    binding: Binding | None,
-    names: dict[str, str],
-    values: dict[str, AttributeValueTypeDef],
-    assignments: list[str],
-    removals: list[str],
-) -> None:
-    """Add to an update expression what binds the record to ``binding``, or unbinds it."""
-    names.update({"#user_id": USER_ID, "#handle": HANDLE, "#user_agent": USER_AGENT})
-    if binding is None:
-        removals.extend(["#user_id", "#handle", "#user_agent"])
-        return
-    values[":user_id"] = {"S": binding.user_id}
-    values[":handle"] = {"S": binding.handle}
-    assignments.extend(["#user_id = :user_id", "#handle = :handle"])
-    if binding.user_agent:
-        values[":user_agent"] = {"S": binding.user_agent}
-        assignments.append("#user_agent = :user_agent")
-    else:
-        removals.append("#user_agent")
 
 
 class _ConditionFailed(Exception):

@@ -17,8 +17,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .errors import TableSetupError
+from .records import HANDLE, USER_ID
 from .settings import DEFAULT_TABLE_NAME, DEFAULT_USER_INDEX_NAME
-from .store import HANDLE, USER_ID
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

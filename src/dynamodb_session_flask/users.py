@@ -40,8 +40,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import codec
+from .records import Binding, SessionRecord
 from .settings import Settings
-from .store import Binding, SessionRecord
 
 if TYPE_CHECKING:
     from .session import SessionContext
