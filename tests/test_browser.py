@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dynamodb_session_flask import create_table
@@ -75,8 +76,20 @@ def submit(driver: WebDriver, action: str, **fields: str) -> None:
     # A click does not wait for the navigation it starts: wait until the old page is gone
     # and the new one has loaded.
     wait = WebDriverWait(driver, PAGE_TIMEOUT)
-    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda _: is_gone(page))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def is_gone(element: WebElement) -> bool:
+    """Whether ``element`` belongs to a page the browser has left. ChromeDriver answers a
+    stale element either with StaleElementReferenceException or, while the old document is
+    being torn down, with "Node with given id does not belong to the document", a plain
+    WebDriverException; selenium's ``staleness_of`` only knows the first."""
+    try:
+        element.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException included
+        return True
+    return False
 
 
 def text_of(driver: WebDriver, element_id: str) -> str | None:

@@ -257,16 +257,20 @@ def _sid_keys(config: Mapping[str, Any]) -> tuple[str | bytes, ...]:
     return tuple(value)
 
 
-def _table_name(config: Mapping[str, Any]) -> str:
-    key = PREFIX + "TABLE_NAME"
-    value = _value(config, "TABLE_NAME", DEFAULT_TABLE_NAME)
+def _dynamodb_name(config: Mapping[str, Any], name: str, default: str, what: str) -> str:
+    """A table or index name: both follow the same rules."""
+    value = _value(config, name, default)
     if not (isinstance(value, str) and _TABLE_NAME.fullmatch(value)):
         raise ConfigError(
-            key,
-            f"must be a DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, '_', '-', "
+            PREFIX + name,
+            f"must be a DynamoDB {what} name (3-255 characters of a-z, A-Z, 0-9, '_', '-', "
             f"'.'), got {value!r}",
         )
     return value
+
+
+def _table_name(config: Mapping[str, Any]) -> str:
+    return _dynamodb_name(config, "TABLE_NAME", DEFAULT_TABLE_NAME, "table")
 
 
 def _compress_threshold(config: Mapping[str, Any]) -> int:
@@ -291,13 +295,4 @@ def _user_id_key(config: Mapping[str, Any]) -> str:
 
 
 def _index_name(config: Mapping[str, Any]) -> str:
-    key = PREFIX + "USER_INDEX_NAME"
-    value = _value(config, "USER_INDEX_NAME", DEFAULT_USER_INDEX_NAME)
-    # Index names follow the same rules as table names.
-    if not (isinstance(value, str) and _TABLE_NAME.fullmatch(value)):
-        raise ConfigError(
-            key,
-            f"must be a DynamoDB index name (3-255 characters of a-z, A-Z, 0-9, '_', '-', "
-            f"'.'), got {value!r}",
-        )
-    return value
+    return _dynamodb_name(config, "USER_INDEX_NAME", DEFAULT_USER_INDEX_NAME, "index")

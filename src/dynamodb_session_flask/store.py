@@ -308,13 +308,7 @@ class SessionStore:
         :raises UserIndexMissingError: when the table has no such index, or it is still
             being built.
         """
-        names = {"#user_id": USER_ID}
-        values: dict[str, AttributeValueTypeDef] = {":user_id": {"S": user_id}}
-        condition = "#user_id = :user_id"
-        if handle is not None:
-            names["#handle"] = HANDLE
-            values[":handle"] = {"S": handle}
-            condition += " AND #handle = :handle"
+        condition, names, values = _owned_by(user_id, handle)
         entries: list[IndexEntry] = []
         start: dict[str, Any] | None = None
         while True:
@@ -404,13 +398,7 @@ class SessionStore:
 
         :returns: ``None`` when nothing was deleted.
         """
-        names = {"#user_id": USER_ID}
-        values: dict[str, AttributeValueTypeDef] = {":user_id": {"S": user_id}}
-        condition = "#user_id = :user_id"
-        if handle is not None:
-            names["#handle"] = HANDLE
-            values[":handle"] = {"S": handle}
-            condition += " AND #handle = :handle"
+        condition, names, values = _owned_by(user_id, handle)
         try:
             with self._translate_errors("DeleteItem"):
                 response = self._client().delete_item(
@@ -476,6 +464,22 @@ class SessionStore:
             exc,
         )
         return SessionBackendError(operation, exc)
+
+
+def _owned_by(
+    user_id: str, handle: str | None
+) -> tuple[str, dict[str, str], dict[str, AttributeValueTypeDef]]:
+    """An expression on the binding: bound to ``user_id`` (and named ``handle``, when
+    given), with its attribute names and values. It serves as the index Query's key
+    condition and as the condition of a delete."""
+    names = {"#user_id": USER_ID}
+    values: dict[str, AttributeValueTypeDef] = {":user_id": {"S": user_id}}
+    condition = "#user_id = :user_id"
+    if handle is not None:
+        names["#handle"] = HANDLE
+        values[":handle"] = {"S": handle}
+        condition += " AND #handle = :handle"
+    return condition, names, values
 
 
 class _ConditionFailed(Exception):
