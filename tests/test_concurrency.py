@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,13 @@ class Live:
 @pytest.fixture
 def live(make_app: AppFactory) -> Iterator[Live]:
     app, calls = make_app()
+    with serve_live(app, calls) as running:
+        yield running
+
+
+@contextmanager
+def serve_live(app: Flask, calls: CallCounter) -> Iterator[Live]:
+    """``app`` with the slow routes, behind a threaded server, until the block ends."""
     gates = Gates()
     add_slow_routes(app, gates)
     server = LiveServer(app)

@@ -11,16 +11,14 @@ import pytest
 from flask import jsonify, session
 
 from .conftest import AppFactory, item_count
-from .live_server import WAIT, LiveServer
-from .test_concurrency import Gates, Live, add_slow_routes
+from .live_server import WAIT
+from .test_concurrency import Live, serve_live
 from .test_users import eventually
 
 
 @pytest.fixture
 def live(make_app: AppFactory) -> Iterator[Live]:
     app, calls = make_app()
-    gates = Gates()
-    add_slow_routes(app, gates)
 
     @app.route("/end-others")
     def end_others() -> Any:
@@ -30,12 +28,8 @@ def live(make_app: AppFactory) -> Iterator[Live]:
     def count() -> Any:
         return jsonify(len(session.user_sessions()))  # type: ignore[attr-defined]
 
-    server = LiveServer(app)
-    try:
-        yield Live(server, gates, calls)
-    finally:
-        gates.release_all()
-        server.stop()
+    with serve_live(app, calls) as running:
+        yield running
 
 
 @pytest.mark.parametrize("slow", ["/slow-hold?late=write", "/slow-regenerate?late=write"])
