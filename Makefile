@@ -10,7 +10,7 @@ ENGINES ?= moto dynalite
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint bench browser screenshot dist clean
+.PHONY: demo test lint neighbours bench browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
@@ -62,6 +62,11 @@ test: lint node_modules/.installed browser
 		DYNAMODB_ENGINE=$$engine $(PY) -m pytest -q || exit 1; \
 	done
 
+# Flask's, Flask-Login's and Flask-WTF's own test suites, from their released sources, with
+# every app they build on this package's sessions (tests/neighbours.py), in .venv-neighbours.
+neighbours:
+	.ci/neighbours
+
 # Refresh the README's picture of the demo, taken by the browser test on dynalite (whose
 # capacity figures are DynamoDB's).
 screenshot: $(VENV)/.test-installed node_modules/.installed browser
@@ -76,4 +81,4 @@ dist: $(VENV)/.created
 	$(UV) build --quiet --out-dir dist
 
 clean:
-	rm -rf $(VENV) node_modules dist
+	rm -rf $(VENV) .venv-neighbours node_modules dist
