@@ -10,7 +10,7 @@ ENGINES ?= moto dynalite
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint neighbours bench browser screenshot dist clean
+.PHONY: demo test lint docs neighbours bench browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
@@ -25,6 +25,10 @@ $(VENV)/.demo-installed: pyproject.toml $(VENV)/.created
 
 $(VENV)/.test-installed: pyproject.toml $(VENV)/.created
 	$(INSTALL) -e '.[test]'
+	touch $@
+
+$(VENV)/.docs-installed: pyproject.toml $(VENV)/.created
+	$(INSTALL) -e '.[docs]'
 	touch $@
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.created
@@ -53,7 +57,7 @@ browser:
 	fi
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff check src tests examples benchmarks conftest.py docs/conf.py
 	$(VENV)/bin/mypy
 
 test: lint node_modules/.installed browser
@@ -61,6 +65,13 @@ test: lint node_modules/.installed browser
 		echo "== test suite on $$engine =="; \
 		DYNAMODB_ENGINE=$$engine $(PY) -m pytest -q || exit 1; \
 	done
+
+# The documentation site (docs/, the API reference from the docstrings), rebuilt from
+# scratch so that every warning shows, and each one is an error.
+docs: $(VENV)/.docs-installed
+	rm -rf docs/_build
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
 
 # Flask's, Flask-Login's and Flask-WTF's own test suites, from their released sources, with
 # every app they build on this package's sessions (tests/neighbours.py), in .venv-neighbours.

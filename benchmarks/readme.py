@@ -1,5 +1,6 @@
-"""The README's Performance section and the cost chart, written from one benchmark run so
-the figures a reader sees are the ones last measured."""
+"""The documentation's Performance page (docs/performance.md, between its markers) and the
+cost chart, written from one benchmark run so the figures a reader sees are the ones last
+measured."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .pricing import per_million_requests, prices_sentence
 from .report import Figures
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-README = REPO_ROOT / "README.md"
+README = REPO_ROOT / "docs" / "performance.md"
 CHART = REPO_ROOT / "benchmarks" / "cost.svg"
 START = "<!-- performance:start (written by `make bench`: edit benchmarks/readme.py) -->"
 END = "<!-- performance:end -->"
@@ -124,7 +125,7 @@ def section(run: Run) -> str:
     lines += [
         "",
         "![DynamoDB cost per million requests for each implementation and session size]"
-        "(benchmarks/cost.svg)",
+        "(../benchmarks/cost.svg)",
         "",
         "| session | implementation | calls/request | read units/request "
         "| write units/request | app CPU vs floor | $ per million requests |",
@@ -210,7 +211,7 @@ def rewrite_readme(readme: str, body: str) -> str:
 
 
 def publish(run: Run) -> list[Path]:
-    """Write the chart and the README's Performance section; return what was written."""
+    """Write the chart and the Performance page's figures; return what was written."""
     CHART.write_text(chart(run), encoding="utf-8")
     README.write_text(rewrite_readme(README.read_text("utf-8"), section(run)), "utf-8")
     return [CHART, README]

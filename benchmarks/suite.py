@@ -1,6 +1,7 @@
 """The whole benchmark: cost and CPU of the request mix for each implementation and each
 kind of session, the same with 100,000 sessions in the table, and a load run under real
-concurrency; then the targets, met or not, and the README's figures and chart rewritten."""
+concurrency; then the targets, met or not, and the Performance page's figures and chart
+rewritten."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def parse_options(argv: list[str]) -> Options:
         "--no-write",
         dest="write",
         action="store_false",
-        help="leave README.md and benchmarks/cost.svg as they are (implied by --quick)",
+        help="leave docs/performance.md and benchmarks/cost.svg as they are (implied by --quick)",
     )
     args = parser.parse_args(argv)
     return Options(
@@ -105,7 +106,7 @@ def parse_options(argv: list[str]) -> Options:
         concurrency=args.concurrency,
         cold_processes=3 if args.quick else coldstart.DEFAULT_PROCESSES,
         check=args.check,
-        # A quick run's figures are too rough for the README.
+        # A quick run's figures are too rough for the Performance page.
         write=args.write and not args.quick,
     )
 
