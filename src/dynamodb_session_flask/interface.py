@@ -141,14 +141,19 @@ class DynamoDbSession(SessionInterface):
     # -- cookie attributes: Flask's hooks, with this package's overrides ------------------
 
     def get_cookie_name(self, app: Flask) -> str:
+        """:attr:`override_cookie_name` while ``SESSION_DYNAMODB_OVERRIDE_COOKIE_NAME`` is on
+        (the default), else Flask's ``SESSION_COOKIE_NAME``."""
         if self.settings(app).override_cookie_name:
             return self.override_cookie_name
         return super().get_cookie_name(app)
 
     def get_cookie_secure(self, app: Flask) -> bool:
+        """``True`` while ``SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE`` is on (the default),
+        else Flask's ``SESSION_COOKIE_SECURE``."""
         return self.settings(app).override_cookie_secure or super().get_cookie_secure(app)
 
     def get_cookie_samesite(self, app: Flask) -> str:
+        """Flask's ``SESSION_COOKIE_SAMESITE`` when set, else :attr:`default_samesite`."""
         return super().get_cookie_samesite(app) or self.default_samesite
 
     def get_header_name(self, app: Flask) -> str | None:
