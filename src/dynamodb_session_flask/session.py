@@ -322,8 +322,10 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             if self._rotating is not None:
                 self._rotate(context, now)
             elif self._record is None:
-                if dict.__len__(self):
-                    self._create_record(context, now, self._changes.current(dict.copy(self)))
+                if dict.__len__(self) and not self._create_record(
+                    context, now, self._changes.current(dict.copy(self))
+                ):
+                    self._forget_everything()
             else:
                 self._update_record(context, now)
         except SessionBackendError as exc:
@@ -341,23 +343,47 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._ended_client_record = True
 
     def _rotate(self, context: SessionContext, now: float) -> None:
+        """Move the session to its new id: create the new record, then end the old one.
+
+        In that order the session's handle is never absent from the table, so an ending
+        of the user's sessions (which follows a handle whose record vanished to where it
+        went, see :func:`.users.end_sessions`) always finds it. The old record is ended by
+        a delete that only succeeds while it is live and returns what it held: when a
+        logout or an ending won the race, the new record is deleted again; when other
+        requests changed keys meanwhile, their changes are written onto the new record
+        (one more UpdateItem, only then).
+        """
         assert self._rotating is not None
         old_id, loaded = self._rotating
-        held = context.store.end_live(storage_key(old_id), loaded, now)
+        old_key = storage_key(old_id)
+        baseline = self._changes.baseline
+        try:
+            ours = self._changes.current(dict.copy(self))
+            if ours and not self._create_record(context, now, ours, origin=loaded):
+                self._record = None
+        except BaseException:
+            # Fail closed: whatever kept the new record from being stored, the old id
+            # dies with this request (the response carries no live id either).
+            self._rotating = None
+            self._ended_client_record = True
+            context.store.delete(old_key)
+            raise
+        held = context.store.end_live(old_key, loaded, now)
         self._rotating = None
         self._ended_client_record = True
-        if held is None:
+        if held is None or (ours and self._record is None):
             logger.info(
                 "Session %s ended by another request or expired before it could be moved to "
                 "a new id; its data is dropped",
                 loggable_id(old_id)[:16],
             )
+            if self._record is not None:
+                context.store.delete(storage_key(self.session_id))
             self._forget_everything()
             return
         settings = context.settings
         held = held.limited(settings.idle_timeout, settings.absolute_timeout)
-        ours = self._changes.current(dict.copy(self))
-        data = rebase(self._changes.baseline, ours, held.data)
+        data = rebase(baseline, ours, held.data)
         # What other requests changed meanwhile is now this session's too.
         for key in list(dict.keys(self)):
             if key not in data:
@@ -365,9 +391,28 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         for key, text in data.items():
             if ours.get(key) != text:
                 dict.__setitem__(self, key, codec.decode_value(text))
-        if data:
-            self._create_record(context, now, data, origin=held)
+        if data == ours:
+            if not data:
+                self._forget_everything()
+            return
+        record = self._record
+        if record is None:
+            # This request emptied the session but others added keys: store those.
+            if not self._create_record(context, now, data, origin=held):
+                self._forget_everything()
+            return
+        key = storage_key(self.session_id)
+        if not data:
+            context.store.delete(key)
+            self._forget_everything()
+            return
+        binding = users.binding_for(context.settings, data, record.binding, self._user_agent)
+        after = record.rewritten(now, data, binding)
+        if context.store.update(key, ours, after, binding_before=record.binding):
+            self._record = after
+            self._mark_saved(data)
         else:
+            # Ended (say, by an ending of the user's sessions) since it was created.
             self._forget_everything()
 
     def _create_record(
@@ -376,10 +421,14 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         now: float,
         data: Mapping[str, str],
         origin: SessionRecord | None = None,
-    ) -> None:
+    ) -> bool:
         """Store ``data`` under this session's id; a rotated session keeps its origin's
         creation time and timeouts, and, while it names the same user, its binding (the
-        device keeps its handle)."""
+        device keeps its handle).
+
+        :returns: ``False`` when the new record was ended by another request before this
+            one could confirm its write (nothing is stored for this session then).
+        """
         settings = context.settings
         binding = users.binding_for(
             settings, data, None if origin is None else origin.binding, self._user_agent
@@ -392,9 +441,11 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             record = SessionRecord(
                 origin.created, now, origin.idle_timeout, origin.absolute_timeout, data, binding
             )
-        context.store.create(storage_key(self.session_id), record)
+        if not context.store.create(storage_key(self.session_id), record):
+            return False
         self._record = record
         self._mark_saved(data)
+        return True
 
     def _update_record(self, context: SessionContext, now: float) -> None:
         record = self._record
@@ -454,28 +505,39 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
 
     def end_other_sessions(self) -> int:
         """End every other live session of this session's user and return how many were
-        ended: the call to make after a password change (ASVS 3.3.3). This session, and
-        a rotation of it under way (``regenerate()``), are kept. ``0`` without a user.
+        ended: the call to make after a password change (ASVS 3.3.3). Only this
+        session's own record is kept (with a ``regenerate()`` under way, the record being
+        moved); ``0`` without a user.
+
+        Sessions being moved to a new id meanwhile are followed to it, so none escapes by
+        rotating. Another record carrying this session's handle is a copy of this session
+        that someone else moved away (a stolen id used to call ``regenerate()``): it is
+        ended, and so is this session (fail closed: its id is known to someone else).
 
         Costs one Query on the per-user index and one conditional DeleteItem per other
-        session. Requests of the ended sessions already in flight cannot bring them back;
-        a session bound within the last second or so may be missed (the index is
-        eventually consistent).
+        session, plus one Query per session that was moved away under the ending.
+        Requests of the ended sessions already in flight cannot bring them back; a session
+        bound within the last second or so may be missed (the index is eventually
+        consistent).
 
         :raises UserIndexMissingError: when the table has no per-user index.
         """
         user_id = self._bound_user()
         if user_id is None:
             return 0
-        keep = set(self._client_record_keys())
-        if self._presented_id is not None:
-            keep.add(storage_key(self._presented_id))
-        return users.end_sessions(
+        outcome = users.end_sessions(
             self._require_context(),
             user_id,
-            keep_keys=keep,
-            keep_handle=self._own_handle(user_id),
+            keep_key=self._own_key(),
+            own_handle=self._own_handle(user_id),
         )
+        if outcome.own_copy_ended:
+            logger.warning(
+                "Session %s: another holder of its id moved it to a new id; both are ended",
+                loggable_id(self._current_id())[:16],
+            )
+            self.clear()
+        return outcome.ended
 
     def end_user_session(self, handle: str) -> bool:
         """End the session of this session's user named ``handle`` (from
@@ -511,8 +573,15 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         if self._record is not None:
             return storage_key(self.session_id)
         if self._rotating is not None:
-            return self._rotating[0]
+            return storage_key(self._rotating[0])
         return None
+
+    def _current_id(self) -> str:
+        """The id of the record this session stands for now (the one being moved, while
+        ``regenerate()`` is pending)."""
+        if self._record is None and self._rotating is not None:
+            return self._rotating[0]
+        return self.session_id
 
     def _own_handle(self, user_id: str) -> str | None:
         """This session's handle, if its stored record is bound to ``user_id``."""

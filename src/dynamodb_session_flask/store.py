@@ -17,7 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+)
 
 from . import compression
 from .changes import delta
@@ -76,6 +81,18 @@ class SessionIdCollisionError(SessionError):
     """A new session's key already exists in the table (a CSPRNG failure, or a bug)."""
 
 
+@dataclass(frozen=True)
+class Ending:
+    """What a conditional delete of one session did."""
+
+    #: Whether the record was deleted by this call (or by its first attempt, whose answer
+    #: was lost and which botocore then retried).
+    ended: bool
+    #: What the record held when it was deleted; ``None`` when nothing was deleted, or
+    #: when the answer that carried it was lost.
+    held: SessionRecord | None = None
+
+
 class SessionStore:
     """Reads and writes the session items of one table.
 
@@ -124,11 +141,23 @@ class SessionStore:
             )
         return self._record_from_item(response.get("Item"))
 
-    def create(self, key: str, record: SessionRecord) -> None:
+    def create(self, key: str, record: SessionRecord) -> bool:
         """Write a new session (with its user binding, if any); never overwrites an
         existing one.
 
+        A create whose answer was lost (the connection reset after DynamoDB applied it) is
+        retried by botocore and then fails its own condition. Only on that path, one
+        strongly consistent GetItem tells whether the item now there is the one this
+        call wrote (same creation and refresh times, to the millisecond, under a key
+        nobody else knows): then the create succeeded.
+
+        :returns: ``False`` when the record this call wrote was deleted again before its
+            lost answer could be confirmed (ended by another request).
         :raises SessionTooLargeError: before writing, when the item would be too large.
+        :raises SessionIdCollisionError: when the key holds another session.
+        :raises SessionBackendError: when DynamoDB fails, or when a retried create's
+            outcome cannot be learnt; the key is then deleted if it can be, so no record
+            the client was never told of is left live.
         """
         stored = {k: self._stored(v) for k, v in record.data.items()}
         ensure_fits(key, stored, record.binding)
@@ -151,7 +180,43 @@ class SessionStore:
                     ExpressionAttributeNames={"#id": "id"},
                 )
         except _ConditionFailed as exc:
-            raise SessionIdCollisionError("a new session id is already in the table") from exc
+            if not exc.retried:
+                raise SessionIdCollisionError("a new session id is already in the table") from exc
+            return self._confirm_created(key, record)
+        except SessionBackendError as exc:
+            if _answer_lost(exc):
+                # The last attempt may have been applied: leave nothing live behind.
+                self._delete_quietly(key)
+            raise
+        return True
+
+    def _confirm_created(self, key: str, record: SessionRecord) -> bool:
+        """After a retried create failed its condition: whether the first attempt stored
+        ``record`` (see :meth:`create`)."""
+        try:
+            with self._translate_errors("GetItem"):
+                response = self._client().get_item(
+                    TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
+                )
+        except SessionBackendError:
+            self._delete_quietly(key)
+            raise
+        item = response.get("Item")
+        if item is None:
+            logger.info("A new session's record was ended before its write was confirmed")
+            return False
+        written = (item.get("created"), item.get("refreshed"))
+        if written != (number(record.created), number(record.refreshed)):
+            raise SessionIdCollisionError("a new session id is already in the table")
+        logger.info("A retried session create found its first attempt applied")
+        return True
+
+    def _delete_quietly(self, key: str) -> None:
+        """Delete ``key`` if DynamoDB lets us, on a path that is already failing."""
+        try:
+            self.delete(key)
+        except SessionBackendError:
+            pass
 
     def update(
         self,
@@ -270,6 +335,11 @@ class SessionStore:
         that won the race is never undone, and a failure after this call leaves no live
         record behind. It needs no transaction, which not every engine has.
 
+        A delete whose answer was lost is retried by botocore and then fails its own
+        condition (the record is gone): the first attempt is taken to have deleted it, and
+        ``loaded``, what this request already holds, is returned in place of the lost
+        answer.
+
         :param loaded: the record as this request read it; its timeouts decide liveness.
         :returns: ``None`` when the session was already gone or expired (nothing deleted).
         """
@@ -287,7 +357,10 @@ class SessionStore:
                     ExpressionAttributeValues=loaded.live_condition_values(now),
                     ReturnValues="ALL_OLD",
                 )
-        except _ConditionFailed:
+        except _ConditionFailed as exc:
+            if exc.retried:
+                logger.info("A retried end of a rotated session found its first attempt applied")
+                return loaded
             return None
         return self._record_from_item(response.get("Attributes"))
 
@@ -387,16 +460,15 @@ class SessionStore:
                 )
         return found
 
-    def end_bound(self, key: str, user_id: str, handle: str | None = None) -> SessionRecord | None:
+    def end_bound(self, key: str, user_id: str, handle: str | None = None) -> Ending:
         """Delete a session only if it is still bound to ``user_id`` (and named
-        ``handle``, when given), returning what it held: one conditional DeleteItem.
+        ``handle``, when given): one conditional DeleteItem that returns what it held.
 
         The condition makes a stale index entry harmless: a session that was rebound to
         another user or unbound meanwhile is left alone. Every later write to the deleted
         record, by a request of that session already in flight, is conditional on the
-        record existing, so the session cannot come back.
-
-        :returns: ``None`` when nothing was deleted.
+        record existing, so the session cannot come back. A delete whose answer was lost
+        and which botocore retried finds the record gone: its first attempt ended it.
         """
         condition, names, values = _owned_by(user_id, handle)
         try:
@@ -409,9 +481,9 @@ class SessionStore:
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_OLD",
                 )
-        except _ConditionFailed:
-            return None
-        return self._record_from_item(response.get("Attributes"))
+        except _ConditionFailed as exc:
+            return Ending(ended=exc.retried)
+        return Ending(ended=True, held=self._record_from_item(response.get("Attributes")))
 
     def _index_failure(self, index_name: str, exc: ClientError) -> SessionError:
         """What a failed index Query means. Engines word a missing index differently
@@ -451,7 +523,11 @@ class SessionStore:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed() from exc
+                # botocore retries a write whose answer was lost (a reset connection, a
+                # read timeout) and says so here; the retry then meets the first
+                # attempt's own effect, and the caller must tell the two apart.
+                retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+                raise _ConditionFailed(retried=bool(retries)) from exc
             raise self._unavailable(operation, exc) from exc
         except BotoCoreError as exc:
             raise self._unavailable(operation, exc) from exc
@@ -464,6 +540,12 @@ class SessionStore:
             exc,
         )
         return SessionBackendError(operation, exc)
+
+
+def _answer_lost(exc: SessionBackendError) -> bool:
+    """Whether the failed call may have been applied by DynamoDB: the request was sent and
+    its answer never arrived."""
+    return isinstance(exc.original_error, (ReadTimeoutError, ConnectionClosedError))
 
 
 def _owned_by(
@@ -483,4 +565,10 @@ def _owned_by(
 
 
 class _ConditionFailed(Exception):
-    """A write's condition did not hold; callers decide what that means."""
+    """A write's condition did not hold; callers decide what that means. ``retried`` says
+    botocore sent the write more than once, so the condition may have failed on what the
+    first attempt did."""
+
+    def __init__(self, *, retried: bool = False) -> None:
+        super().__init__()
+        self.retried = retried

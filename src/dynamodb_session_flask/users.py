@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -202,34 +202,81 @@ def list_sessions(
     return sessions
 
 
+@dataclass(frozen=True)
+class EndOutcome:
+    """What ending a user's sessions did."""
+
+    #: Live sessions ended.
+    ended: int
+    #: Whether a record carrying ``own_handle`` under another key was ended.
+    own_copy_ended: bool = False
+
+
+#: Rounds of following moved sessions before giving up on one that keeps moving.
+MAX_FOLLOW_ROUNDS = 20
+
+
 def end_sessions(
     context: SessionContext,
     user_id: str,
     *,
-    keep_keys: Collection[str] = (),
-    keep_handle: str | None = None,
-) -> int:
-    """End every session bound to ``user_id`` except those stored under ``keep_keys`` or
-    named ``keep_handle``; return how many live sessions were ended.
+    keep_key: str | None = None,
+    own_handle: str | None = None,
+) -> EndOutcome:
+    """End every session bound to ``user_id`` except the one stored under ``keep_key``.
 
-    Costs one Query on the index and one conditional DeleteItem per session found
-    (expired records found are deleted too, but not counted).
+    A session being rotated (``regenerate()``) meanwhile is followed: rotation creates
+    the new record, with the same handle, before it ends the old one, so when a delete
+    finds a listed record gone, one Query on that handle finds where it went. Rounds
+    repeat until no handle moved, so a session cannot escape by rotating, however often.
+
+    ``own_handle`` is the asking session's handle: a record carrying it under another key
+    than ``keep_key`` is a copy of the asking session that someone else moved away; it is
+    ended like any other, and the outcome says so.
+
+    Costs one Query on the index and one conditional DeleteItem per session found, plus one
+    Query per session that moved under the ending. Expired records found are deleted too,
+    but not counted.
     """
     settings = context.settings
-    entries = context.store.user_index_entries(settings.user_index_name, user_id)
+    store = context.store
+    pending = store.user_index_entries(settings.user_index_name, user_id)
+    tried: set[str] = set()
     ended = 0
-    for entry in entries:
-        if entry.key in keep_keys or (keep_handle is not None and entry.handle == keep_handle):
-            continue
-        held = context.store.end_bound(entry.key, user_id)
-        if held is not None and _live(held, settings, context.clock()) is not None:
-            ended += 1
-    return ended
+    own_copy_ended = False
+    for _ in range(MAX_FOLLOW_ROUNDS):
+        moved: set[str] = set()
+        for entry in pending:
+            if entry.key == keep_key or entry.key in tried:
+                continue
+            tried.add(entry.key)
+            ending = store.end_bound(entry.key, user_id)
+            if not ending.ended:
+                # Gone or rebound under us: rotated to a new key, perhaps. Follow it.
+                moved.add(entry.handle)
+                continue
+            if own_handle is not None and entry.handle == own_handle:
+                own_copy_ended = True
+            if ending.held is None or _live(ending.held, settings, context.clock()) is not None:
+                ended += 1
+        if not moved:
+            return EndOutcome(ended, own_copy_ended)
+        pending = [
+            entry
+            for handle in sorted(moved)
+            for entry in store.user_index_entries(settings.user_index_name, user_id, handle)
+        ]
+    logger.warning(
+        "Ending the sessions of a user: a session kept moving to new ids for %d rounds",
+        MAX_FOLLOW_ROUNDS,
+    )
+    return EndOutcome(ended, own_copy_ended)
 
 
 def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
     """End the session of ``user_id`` named ``handle``; ``False`` when there is no live
-    one (unknown handle, another user's, already ended or expired).
+    one (unknown handle, another user's, already ended or expired). A session being
+    rotated meanwhile is followed to its new key, as by :func:`end_sessions`.
 
     Costs nothing for a handle of the wrong shape; otherwise one Query on the index, and
     one conditional DeleteItem if the index lists the handle under this user.
@@ -237,12 +284,22 @@ def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
     if not is_handle(handle):
         return False
     settings = context.settings
-    entries = context.store.user_index_entries(settings.user_index_name, user_id, handle)
     ended = False
-    for entry in entries:
-        held = context.store.end_bound(entry.key, user_id, handle)
-        if held is not None and _live(held, settings, context.clock()) is not None:
-            ended = True
+    tried: set[str] = set()
+    for _ in range(MAX_FOLLOW_ROUNDS):
+        entries = context.store.user_index_entries(settings.user_index_name, user_id, handle)
+        moved = False
+        for entry in entries:
+            if entry.key in tried:
+                continue
+            tried.add(entry.key)
+            ending = context.store.end_bound(entry.key, user_id, handle)
+            if not ending.ended:
+                moved = True
+            elif ending.held is None or _live(ending.held, settings, context.clock()) is not None:
+                ended = True
+        if not moved:
+            return ended
     return ended
 
 
@@ -297,4 +354,4 @@ def end_user_sessions(user_id: str | int) -> int:
 
     :raises UserIndexMissingError: when the table has no per-user index.
     """
-    return end_sessions(_application_context(), _required_user_id(user_id))
+    return end_sessions(_application_context(), _required_user_id(user_id)).ended
