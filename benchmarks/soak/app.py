@@ -25,6 +25,8 @@ from werkzeug.wrappers import Response
 
 from dynamodb_session_flask import DynamoDbSession, DynamoDbSessionInstance
 
+from . import READY_LOGGER, READY_MESSAGE
+
 #: The key holding the user, which binds a session to it (for ``end-others``).
 USER_KEY = "user"
 #: Keys ``/set`` may change: never the user.
@@ -109,3 +111,5 @@ app = create_app(
     os.environ.get("SOAK_ENDPOINT_URL") or None,
     os.environ.get("SOAK_TABLE_NAME", "soak_sessions"),
 )
+# The soak times a killed worker's replacement by this line.
+logging.getLogger(READY_LOGGER).info(READY_MESSAGE)

@@ -35,6 +35,30 @@ INDEX_LAG = 1.0
 
 ACTIONS = ("read", "set", "login", "logout", "end-others", "replay")
 
+#: Every kind of violation, with what it means.
+KINDS = {
+    "500": "an answer was a 500",
+    "failure outside a fault": "a 503, or no answer, with no fault on or just over",
+    "unexpected status": "an answer neither 200, 500 nor 503",
+    "acknowledged write not visible": (
+        "a read did not show a value whose write was acknowledged and not superseded"
+    ),
+    "acknowledged write dropped": "a write answered 200 but expired the cookie of a live session",
+    "ended session loaded again": "an id logged out, rotated away or ended loaded data",
+    "session lost": (
+        "a session the model holds live was gone, with no logout or end of it to explain it"
+    ),
+    "session dropped by a login": (
+        "a login answered 200 but expired the cookie: the old session was ended and no new "
+        "one created, though no other device had ended it"
+    ),
+    "no new id": "a login answered 200 without a new id",
+    "no cookie": "a write answered 200 without an id",
+    "logout kept a session": "a logout answered with a live id",
+    "data without a session": "a request that presented no id loaded data",
+    "id changed": "a read moved the session to another id",
+}
+
 #: ``violation(kind, detail)``: how the checks below report what they found.
 _Report = Callable[[str, str], None]
 
@@ -178,6 +202,7 @@ class Model:
             found: list[Violation] = []
 
             def violation(kind: str, detail: str) -> None:
+                assert kind in KINDS, kind
                 # One per request: the first thing found wrong is what went wrong.
                 if not found:
                     found.append(Violation(kind, name, outcome.action, outcome.finished, detail))

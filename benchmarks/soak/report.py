@@ -8,7 +8,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from .model import count_by_kind
+from .model import KINDS, count_by_kind
 from .runner import PhaseFigures, Result
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -29,7 +29,7 @@ def _recovery(figures: PhaseFigures) -> str:
 def _violations(figures: PhaseFigures) -> str:
     if not figures.violations:
         return "0"
-    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(figures.violation_kinds.items()))
+    kinds = "; ".join(f"{kind}: {n}" for kind, n in sorted(figures.violation_kinds.items()))
     return f"**{figures.violations}** ({kinds})"
 
 
@@ -67,11 +67,16 @@ def totals(result: Result) -> str:
     seconds = sum(f.seconds for f in result.phases)
     ok = sum(f.ok for f in result.phases)
     lost = sum(f.lost_applied for f in result.phases)
+    actions = result.actions
     return (
-        f"{requests:,} requests in {seconds:.0f} s ({requests / max(seconds, 1):.0f}/s), "
-        f"{ok:,} answered 200; {lost:,} writes applied by the engine whose answer was "
-        f"lost; {len(result.violations):,} violations; {result.leaked_ids} session ids "
-        f"in {result.log_lines:,} lines of server log"
+        f"{requests:,} requests in {seconds:.0f} s ({requests / max(seconds, 1):.0f}/s): "
+        f"{actions.get('read', 0):,} reads, {actions.get('set', 0):,} writes, "
+        f"{actions.get('login', 0):,} logins, {actions.get('logout', 0):,} logouts, "
+        f"{actions.get('end-others', 0):,} ends of other sessions, "
+        f"{actions.get('replay', 0):,} replays of dead ids; {ok:,} answered 200; "
+        f"{lost:,} writes applied by the engine whose answer was lost; "
+        f"{len(result.violations):,} violations; {result.leaked_ids} session ids in "
+        f"{result.log_lines:,} lines of server log"
     )
 
 
@@ -92,7 +97,7 @@ def printed(result: Result) -> str:
     if result.violations:
         lines += ["", "Violations by kind, with examples:"]
         for kind, count in sorted(count_by_kind(result.violations).items()):
-            lines.append(f"  {kind}: {count}")
+            lines.append(f"  {kind}: {count} ({KINDS[kind]})")
             shown = [v for v in result.violations if v.kind == kind][:EXAMPLES]
             for violation in shown:
                 lines.append(f"    {violation.device} {violation.action}: {violation.detail}")
@@ -102,8 +107,10 @@ def printed(result: Result) -> str:
     return "\n".join(lines)
 
 
-def _paragraph(text: str) -> str:
-    return textwrap.fill(text, width=90, break_on_hyphens=False, break_long_words=False)
+def _paragraph(text: str, indent: str = "") -> str:
+    return textwrap.fill(
+        text, width=90, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False
+    )
 
 
 def section(result: Result) -> str:
@@ -122,8 +129,9 @@ def section(result: Result) -> str:
             "write, logout or end of the session superseded it; a session logged out, rotated "
             "away or ended never loads again, replayed ids included; a 503 comes only during a "
             f"fault or the {result.recovery_window:.0f} s after it; no session id appears in "
-            "the server's log. Recovery is how long after the fault ended its phase's last "
-            "failed request finished; RSS is the largest worker's at the end of the phase."
+            "the server's log. Recovery is how long after the fault ended the phase's last "
+            "failed request finished (0.0 s: none finished later); RSS is the largest "
+            "worker's at the end of the phase."
         ),
         "",
         *table(result),
@@ -131,10 +139,11 @@ def section(result: Result) -> str:
         _paragraph(totals(result) + "."),
     ]
     if result.violations:
-        kinds = ", ".join(
-            f"{n} {kind}" for kind, n in sorted(count_by_kind(result.violations).items())
-        )
-        lines += ["", _paragraph(f"Violations: {kinds}.")]
+        lines += ["", "Violations:", ""]
+        for kind, n in sorted(count_by_kind(result.violations).items()):
+            lines.append(_paragraph(f"- {kind} ({n:,}): {KINDS[kind]}.", indent="  "))
+    else:
+        lines += ["", "No violations."]
     return "\n".join(lines)
 
 

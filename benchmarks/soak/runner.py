@@ -39,6 +39,7 @@ from tests.engines import (
 )
 from tests.fault_proxy import FaultProxy
 
+from . import READY_LOGGER, READY_MESSAGE
 from .model import Model, Outcome, Violation
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
@@ -120,6 +121,8 @@ class Result:
     tracebacks: int
     devices: int
     recovery_window: float
+    #: Requests sent, by action ("read", "set", "login", ..., "replay").
+    actions: dict[str, int]
 
     @property
     def failed(self) -> bool:
@@ -272,6 +275,10 @@ class Soak:
         self.gunicorn: subprocess.Popen[bytes]
         self.port = 0
         self.log_path = workdir / "gunicorn.log"
+        #: How long gunicorn took to replace the killed worker.
+        self.respawn_seconds: float | None = None
+        #: Requests sent, by action.
+        self.actions: Counter[str] = Counter()
 
     # -- servers ------------------------------------------------------------------------
 
@@ -347,9 +354,31 @@ class Soak:
         return _children(self.gunicorn.pid)
 
     def kill_worker(self) -> None:
+        """SIGKILL one worker; a thread times how long until its replacement has loaded
+        the app (its "app ready" log line)."""
         workers = self.workers()
-        if workers:
-            os.kill(random.Random(self.settings.seed).choice(workers), signal.SIGKILL)
+        if not workers:
+            return
+        victim = random.Random(self.settings.seed).choice(workers)
+        offset = self.log_path.stat().st_size
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+
+        def wait_for_replacement() -> None:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                seen = b""
+                while not self._stop.is_set():
+                    seen += log.read()
+                    for line in seen.decode(errors="replace").splitlines():
+                        pid, _, rest = line.partition(" ")
+                        ready = rest.endswith(f"{READY_LOGGER}: {READY_MESSAGE}")
+                        if ready and pid.isdigit() and int(pid) != victim:
+                            self.respawn_seconds = time.monotonic() - killed
+                            return
+                    time.sleep(0.02)
+
+        threading.Thread(target=wait_for_replacement, daemon=True).start()
 
     # -- requests -----------------------------------------------------------------------
 
@@ -449,6 +478,7 @@ class Soak:
                 )
             with self._lock:
                 self.outcomes.append((phase, answer.status, started, finished))
+                self.actions[action] += 1
             read_next = answer.status != 200 and action != "replay"
             self._stop.wait(rng.uniform(0, 2 * self.settings.think))
 
@@ -477,6 +507,10 @@ class Soak:
         self._stop.set()
         for thread in threads:
             thread.join(REQUEST_TIMEOUT + 5)
+        if self.respawn_seconds is not None:
+            for phase in self.phases:
+                if phase.name == "killed worker":
+                    phase.fault += f" (replaced in {self.respawn_seconds:.1f} s)"
         return self._result(len(threads))
 
     def _run_phase(self, index: int, phase: Phase) -> None:
@@ -545,6 +579,7 @@ class Soak:
             tracebacks=log.count("Traceback (most recent call last)"),
             devices=devices,
             recovery_window=self.recovery,
+            actions=dict(self.actions),
         )
 
     def _phase_at(self, moment: float) -> int:
@@ -577,10 +612,14 @@ def soak(settings: Settings, *, keep_log: Path | None = None) -> Result:
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
         runner = Soak(settings, Path(workdir))
         try:
+            began = time.monotonic()
             runner.start()
+            print(f"serving in {time.monotonic() - began:.1f} s", flush=True)
             result = runner.run()
+            print(f"phases done at {time.monotonic() - began:.1f} s", flush=True)
         finally:
             runner.stop()
+            print(f"stopped at {time.monotonic() - began:.1f} s", flush=True)
             if keep_log is not None and runner.log_path.exists():
                 keep_log.write_bytes(runner.log_path.read_bytes())
         return result
