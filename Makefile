@@ -1,16 +1,21 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   serve the example shop on an embedded local DynamoDB (http://127.0.0.1:5000)
 #   make test   ruff, mypy --strict and the whole suite on moto's server and on dynalite
+#   make soak   gunicorn under load and DynamoDB faults, every answer checked (a few minutes)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ENGINES ?= moto dynalite
+# The soak's length in seconds (CI runs a short one); SOAK_FLAGS=--write-readme rewrites
+# the README's soak figures from the run.
+SOAK_SECONDS ?= 240
+SOAK_FLAGS ?=
 # uv installs several times faster than pip (a first `make demo` serves in seconds rather
 # than a minute); it comes from PyPI into the virtualenv, so nothing outside it changes.
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint bench browser screenshot dist clean
+.PHONY: demo test lint soak bench browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
@@ -61,6 +66,12 @@ test: lint node_modules/.installed browser
 		echo "== test suite on $$engine =="; \
 		DYNAMODB_ENGINE=$$engine $(PY) -m pytest -q || exit 1; \
 	done
+
+# gunicorn serving benchmarks/soak/app.py to many users and devices through the fault proxy,
+# in phases of faults, every answer checked against a model of the acknowledged writes;
+# stops by itself, and exits non-zero on any violation (benchmarks/soak/).
+soak: $(VENV)/.test-installed node_modules/.installed
+	$(PY) -m benchmarks.soak --seconds $(SOAK_SECONDS) $(SOAK_FLAGS)
 
 # Refresh the README's picture of the demo, taken by the browser test on dynalite (whose
 # capacity figures are DynamoDB's).
