@@ -8,7 +8,7 @@ and at the end of the request writes only what changed. What each request costs:
   moves the idle expiry);
 * changed: one GetItem and one conditional UpdateItem carrying only the changed keys;
 * ``clear()``/``abandon()`` without reading first: one DeleteItem;
-* ``regenerate()``: one GetItem, one conditional DeleteItem and one PutItem.
+* ``regenerate()``: one GetItem, one PutItem and one conditional DeleteItem.
 
 Binding the session to its user (see :mod:`.users`) rides on these same writes.
 """
@@ -291,12 +291,13 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         """Keep the data but move it to a new id: call it when privileges change, e.g. at
         login, against fixation.
 
-        When the request is saved, the old record is ended first, with a delete that only
-        succeeds while it is still live and returns what it held; only then is the new
-        record created. A logout that ran meanwhile therefore wins (no id, old or new, loads
-        the data), keys other requests changed meanwhile are kept, and the new record keeps
-        the old one's creation time, so the absolute timeout is not restarted. Costs the
-        same as before: one DeleteItem and one PutItem.
+        When the request is saved, the new record is created, then the old one is ended
+        with a delete that only succeeds while it is still live and returns what it held.
+        A logout or an ending of the user's sessions that ran meanwhile therefore wins (the
+        new record is deleted again, and no id, old or new, loads the data), keys other
+        requests changed meanwhile are kept, and the new record keeps the old one's
+        creation time, so the absolute timeout is not restarted. Costs one PutItem and one
+        DeleteItem, plus one UpdateItem when other requests changed keys meanwhile.
         """
         self._ensure_loaded()
         if self._record is not None:
