@@ -10,9 +10,12 @@ gives the same text and unchanged values can be recognised by comparing texts.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from flask.json.tag import TaggedJSONSerializer
+
+from .errors import UndecodableDataError
 
 _serializer = TaggedJSONSerializer()
 # Every tag is a one-key object whose key starts with a space, serialized as '{" ' (a quote
@@ -73,6 +76,27 @@ def decode_value(text: str) -> Any:
         # No tags: plain JSON decoding gives the same value without a second walk.
         return json.loads(text)
     return _serializer.loads(text)
+
+
+def decode_values(texts: Mapping[str, str]) -> dict[str, Any]:
+    """Deserialize a stored session's values.
+
+    :raises UndecodableDataError: naming the key of a text that is not tagged JSON.
+    """
+    values = {}
+    for key, text in texts.items():
+        try:
+            values[key] = decode_value(text)
+        except Exception as exc:
+            # Stored text can be anything (an older layout, a hand edit, a bad
+            # migration), and a tag's decoder fails on bad content with whatever its type
+            # raises (TypeError, binascii.Error, RecursionError, ...): each of them means
+            # the value cannot be read back. Only the type is kept: the message may quote
+            # the stored content.
+            raise UndecodableDataError(
+                f"stored value of key {key!r}: {type(exc).__name__}"
+            ) from exc
+    return values
 
 
 def still_encodes_to(value: Any, text: str) -> bool:

@@ -24,7 +24,7 @@ from flask.sessions import SessionMixin
 
 from . import codec, users
 from .changes import ChangeTracker, rebase
-from .errors import SessionBackendError
+from .errors import SessionBackendError, UndecodableDataError
 from .ids import SessionIds, loggable_id, storage_key
 from .records import SessionRecord
 from .settings import Settings
@@ -206,6 +206,9 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         except SessionBackendError as exc:
             self._become_unavailable(exc)
             return
+        except UndecodableDataError as exc:
+            self._replace_undecodable(presented, exc)
+            return
         self._loaded = True
         if record is not None:
             settings = context.settings
@@ -215,11 +218,28 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._failed_sid = loggable_id(presented)
             logger.info("Session %s is unknown or expired", self._failed_sid[:16])
             return
+        try:
+            values = codec.decode_values(record.data)
+        except UndecodableDataError as exc:
+            self._replace_undecodable(presented, exc)
+            return
         self._id = presented
         self._record = record
         self._changes.reset(record.data)
-        for key, text in record.data.items():
-            dict.__setitem__(self, key, codec.decode_value(text))
+        dict.update(self, values)
+
+    def _replace_undecodable(self, presented: str, exc: UndecodableDataError) -> None:
+        """A stored session that cannot be read back is no session: this request gets a
+        new one, and the old record is ended when the request is saved (before anything
+        else is written), so the same failure does not repeat on every request."""
+        self._loaded = True
+        self._failed_sid = loggable_id(presented)
+        logger.error(
+            "Session %s cannot be read back (%s); it is ended and a new session begins",
+            self._failed_sid[:16],
+            exc,
+        )
+        self._doomed.append(storage_key(presented))
 
     def _become_unavailable(self, exc: SessionBackendError) -> None:
         """DynamoDB failed this session: it stays empty and unsaved for the rest of the
