@@ -103,16 +103,19 @@ def still_encodes_to(value: Any, text: str) -> bool:
     """Whether ``value`` is unchanged from the stored ``text``, checked with one C-speed
     JSON encoding instead of a full tagged serialization.
 
-    Only decides for tag-free text; ``False`` means "serialize it to find out". It cannot
-    tell a nested list from a tuple of the same items, or a ``str`` from ``Markup``.
+    Only decides for tag-free text; ``False`` means "serialize it to find out".
     """
     if _TAG_MARK in text:
         return False
     try:
-        return _dumps(value) == text
+        same_text = _dumps(value) == text
     except (TypeError, ValueError):
         # Holds a type that needs a tag (datetime, bytes, ...), so it was changed.
         return False
+    # Plain JSON text cannot tell a tuple from a list nor Markup from a str: the same text
+    # is the same value only when every type in it is JSON's own. Checked last, so only
+    # a value that seems unchanged pays for the walk.
+    return same_text and _needs_no_tags(value)
 
 
 def check_key(key: object) -> str:

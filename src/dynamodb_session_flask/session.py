@@ -68,8 +68,10 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     is never passed off as the user's.
     """
 
-    #: Set when the session's data is changed through the dict interface. Change detection
-    #: does not depend on it: setting it is harmless and unnecessary.
+    #: Whether this request changed the session's data: through the dict interface, or
+    #: inside a value (found when saving). It stays True after the save, as with Flask's
+    #: session. Change detection does not depend on it: setting it is harmless and
+    #: unnecessary.
     modified: bool
 
     def __init__(
@@ -451,8 +453,12 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._forget_everything()
 
     def _mark_saved(self, data: Mapping[str, str]) -> None:
+        # Like Flask's own, ``modified`` stays True for the rest of the request (a
+        # teardown hook or a test reads it after the save), and a change found inside a
+        # value counts too.
+        if data != self._changes.baseline:
+            self.modified = True
         self._changes.reset(data)
-        self.modified = False
 
     # -- per-user sessions (see users.py) ------------------------------------------------
 
