@@ -403,8 +403,14 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         creation time and timeouts, and, while it names the same user, its binding (the
         device keeps its handle)."""
         settings = context.settings
+        key = settings.user_id_key
         binding = users.binding_for(
-            settings, data, None if origin is None else origin.binding, self._user_agent
+            settings,
+            data,
+            None if origin is None else origin.binding,
+            self._user_agent,
+            # A user id that cannot bind is worth one warning, not one per rotation.
+            warn=origin is None or data.get(key) != origin.data.get(key),
         )
         if origin is None:
             record = SessionRecord(
