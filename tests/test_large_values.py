@@ -227,25 +227,31 @@ def test_threshold_zero_stores_text_and_still_reads_compressed_values(
     assert reader.get("/get").json == {"cart": cart(41)}
 
 
-UNDECODABLE = {
-    "not zlib": {"B": b"not a zlib stream"},
-    "zlib of text that is not JSON": {"B": zlib.compress(b"not JSON " * 100)},
-    "zlib of bytes that are not UTF-8": {"B": zlib.compress(b"\xff\xfe" * 100)},
-    "zlib of JSON past the item limit": {
-        "B": zlib.compress(json.dumps("a" * ITEM_SIZE_LIMIT).encode())
-    },
-    "text that is not JSON": {"S": "not JSON"},
-    "a tag whose content is wrong": {"S": '{" t":5}'},
-    "JSON nested too deep to decode": {"S": "[" * 100_000 + "]" * 100_000},
+#: Stored forms that cannot be read back: what replaces the item's ``data.cart`` (or, for
+#: ``data``, the whole map).
+UNDECODABLE: dict[str, tuple[str, dict[str, Any]]] = {
+    "not zlib": ("data.cart", {"B": b"not a zlib stream"}),
+    "zlib of text that is not JSON": ("data.cart", {"B": zlib.compress(b"not JSON " * 100)}),
+    "zlib of bytes that are not UTF-8": ("data.cart", {"B": zlib.compress(b"\xff\xfe" * 100)}),
+    "zlib of JSON past the item limit": (
+        "data.cart",
+        {"B": zlib.compress(json.dumps("a" * ITEM_SIZE_LIMIT).encode())},
+    ),
+    "text that is not JSON": ("data.cart", {"S": "not JSON"}),
+    "a tag whose content is wrong": ("data.cart", {"S": '{" t":5}'}),
+    "JSON nested too deep to decode": ("data.cart", {"S": "[" * 100_000 + "]" * 100_000}),
+    "a number": ("data.cart", {"N": "1"}),
+    "data as one text, not a map": ("data", {"S": '{"cart": []}'}),
 }
 
 
-@pytest.mark.parametrize("stored", list(UNDECODABLE.values()), ids=list(UNDECODABLE))
+@pytest.mark.parametrize(("path", "stored"), list(UNDECODABLE.values()), ids=list(UNDECODABLE))
 def test_stored_value_that_cannot_be_read_back_ends_the_session(
     shop: tuple[Flask, CallCounter],
     admin_client: DynamoDBClient,
     table_name: str,
     caplog: pytest.LogCaptureFixture,
+    path: str,
     stored: dict[str, Any],
 ) -> None:
     app, _ = shop
@@ -256,9 +262,9 @@ def test_stored_value_that_cannot_be_read_back_ends_the_session(
     admin_client.update_item(
         TableName=table_name,
         Key={"id": {"S": storage_key(sid)}},
-        UpdateExpression="SET #d.#c = :c",
-        ExpressionAttributeNames={"#d": "data", "#c": "cart"},
-        ExpressionAttributeValues={":c": stored},  # type: ignore[dict-item]
+        UpdateExpression="SET " + ".".join(f"#{name}" for name in path.split(".")) + " = :v",
+        ExpressionAttributeNames={f"#{name}": name for name in path.split(".")},
+        ExpressionAttributeValues={":v": stored},  # type: ignore[dict-item]
     )
 
     with caplog.at_level(logging.INFO, logger="dynamodb_session_flask"):
@@ -268,7 +274,8 @@ def test_stored_value_that_cannot_be_read_back_ends_the_session(
     assert response.json == {}, "a new session, not a 500 and not part of the old one"
     errors = error_lines(caplog)
     assert len(errors) == 1
-    assert loggable_id(sid)[:16] in errors[0] and "'cart'" in errors[0]
+    assert loggable_id(sid)[:16] in errors[0]
+    assert path == "data" or "'cart'" in errors[0], "the key is named"
     assert sid not in caplog.text
     assert item_count(admin_client, table_name) == 0, "the old record is ended"
     assert client.get_cookie("id") is None, "and the client's id expired"

@@ -71,4 +71,8 @@ def decompress(data: bytes, limit: int) -> str:
         raise ValueError(f"decompresses to more than {limit} bytes")
     if not inflater.eof or inflater.unused_data:
         raise ValueError("not one complete zlib stream")
-    return text.decode()
+    try:
+        return text.decode()
+    except UnicodeDecodeError as exc:
+        # Its message quotes the stored bytes.
+        raise ValueError("not UTF-8 text") from exc

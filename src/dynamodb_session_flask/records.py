@@ -149,16 +149,20 @@ def attribute(value: str | bytes) -> AttributeValueTypeDef:
     return {"B": value} if isinstance(value, bytes) else {"S": value}
 
 
-def texts_of(stored: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """The text of each stored value: S as it is (items written before values were
-    compressed hold S only), B decompressed.
+def texts_of(data: Any) -> dict[str, str]:
+    """The text of each value in an item's ``data`` map: S as it is (items written before
+    values were compressed hold S only), B decompressed.
 
     Decompression is bounded by the item limit for the whole session: a session written
     by this package never holds more text than that (see :func:`ensure_fits`), and a few
     kilobytes of zlib must not cost a request hundreds of megabytes.
 
-    :raises UndecodableDataError: naming the key of a value that is neither.
+    :raises UndecodableDataError: naming the key of a value that is neither, or when
+        ``data`` is not a map.
     """
+    stored = data.get("M") if isinstance(data, Mapping) else None
+    if not isinstance(stored, Mapping):
+        raise UndecodableDataError("the data attribute is not a map")
     budget = ITEM_SIZE_LIMIT
     texts = {}
     for key, value in stored.items():
@@ -209,7 +213,7 @@ def record_from_item(item: Mapping[str, Any], *, with_data: bool = True) -> Sess
         refreshed=float(item["refreshed"]["N"]),
         idle_timeout=int(item["idle_timeout"]["N"]),
         absolute_timeout=int(item["absolute_timeout"]["N"]),
-        data=texts_of(item["data"]["M"]) if with_data else {},
+        data=texts_of(item.get("data")) if with_data else {},
         binding=binding_from_item(item),
     )
 
