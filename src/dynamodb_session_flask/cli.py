@@ -235,11 +235,21 @@ def stats_command(segments: int) -> None:
 
 @cli.command("purge-expired")
 @click.option("--dry-run", is_flag=True, help="Count the expired sessions, delete nothing.")
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0),
+    default=maintenance.DEFAULT_MARGIN,
+    show_default=True,
+    help="Seconds past its expiry before a session is deleted: at least how far this "
+    "machine's clock may be ahead of the application servers'.",
+)
 @_SEGMENTS
-def purge_expired_command(dry_run: bool, segments: int) -> None:
+def purge_expired_command(dry_run: bool, margin: float, segments: int) -> None:
     """Delete expired sessions: for engines or tables without TTL, or to not wait for
-    TTL's lag. A parallel Scan (reads the whole table) and BatchWriteItem deletes; only
-    sessions whose expiry has passed are deleted."""
+    TTL's lag. A parallel Scan (reads the whole table), then one conditional DeleteItem
+    per session that expired, by its own stored timeouts, at least --margin seconds ago
+    and has not been used since the Scan. This application's timeout settings are not
+    applied: the command never ends a session an application still serves."""
     context = _context()
     table = context.settings.table_name
     with _reported(context):
@@ -248,8 +258,8 @@ def purge_expired_command(dry_run: bool, segments: int) -> None:
             result = maintenance.purge_expired(
                 client,
                 table,
-                context.settings,
                 context.clock,
+                margin=margin,
                 dry_run=dry_run,
                 segments=segments,
                 progress=_Bar(bar),
@@ -258,6 +268,8 @@ def purge_expired_command(dry_run: bool, segments: int) -> None:
         click.echo(f"Dry run: {result.expired} expired sessions would be deleted from {table!r}.")
     else:
         click.echo(f"Deleted {result.deleted} expired sessions from {table!r}.")
+        if result.kept:
+            click.echo(f"Left {result.kept} alone: changed or gone since the Scan found them.")
 
 
 @cli.command("end-user")

@@ -54,6 +54,13 @@ class SessionTooLargeError(SessionError):
         self.limit = limit
 
 
+class UndecodableDataError(SessionError):
+    """A stored session value cannot be read back: not text or a zlib stream of it, not
+    tagged JSON, or larger decoded than a session may be. Raised while loading, and
+    handled there: the session is replaced by a new one (never a 500). The message names
+    the session key and what is wrong, never the stored content."""
+
+
 class UserIndexMissingError(SessionError):
     """The table has no usable per-user index, so a user's sessions cannot be listed or
     ended. Ordinary session traffic does not use the index and keeps working.

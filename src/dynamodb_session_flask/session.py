@@ -24,7 +24,7 @@ from flask.sessions import SessionMixin
 
 from . import codec, users
 from .changes import ChangeTracker, rebase
-from .errors import SessionBackendError
+from .errors import SessionBackendError, UndecodableDataError
 from .ids import SessionIds, loggable_id, storage_key
 from .records import SessionRecord
 from .settings import Settings
@@ -68,8 +68,10 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     is never passed off as the user's.
     """
 
-    #: Set when the session's data is changed through the dict interface. Change detection
-    #: does not depend on it: setting it is harmless and unnecessary.
+    #: Whether this request changed the session's data: through the dict interface, or
+    #: inside a value (found when saving). It stays True after the save, as with Flask's
+    #: session. Change detection does not depend on it: setting it is harmless and
+    #: unnecessary.
     modified: bool
 
     def __init__(
@@ -206,6 +208,9 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         except SessionBackendError as exc:
             self._become_unavailable(exc)
             return
+        except UndecodableDataError as exc:
+            self._replace_undecodable(presented, exc)
+            return
         self._loaded = True
         if record is not None:
             settings = context.settings
@@ -215,11 +220,28 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._failed_sid = loggable_id(presented)
             logger.info("Session %s is unknown or expired", self._failed_sid[:16])
             return
+        try:
+            values = codec.decode_values(record.data)
+        except UndecodableDataError as exc:
+            self._replace_undecodable(presented, exc)
+            return
         self._id = presented
         self._record = record
         self._changes.reset(record.data)
-        for key, text in record.data.items():
-            dict.__setitem__(self, key, codec.decode_value(text))
+        dict.update(self, values)
+
+    def _replace_undecodable(self, presented: str, exc: UndecodableDataError) -> None:
+        """A stored session that cannot be read back is no session: this request gets a
+        new one, and the old record is ended when the request is saved (before anything
+        else is written), so the same failure does not repeat on every request."""
+        self._loaded = True
+        self._failed_sid = loggable_id(presented)
+        logger.error(
+            "Session %s cannot be read back (%s); it is ended and a new session begins",
+            self._failed_sid[:16],
+            exc,
+        )
+        self._doomed.append(storage_key(presented))
 
     def _become_unavailable(self, exc: SessionBackendError) -> None:
         """DynamoDB failed this session: it stays empty and unsaved for the rest of the
@@ -431,8 +453,14 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             one could confirm its write (nothing is stored for this session then).
         """
         settings = context.settings
+        key = settings.user_id_key
         binding = users.binding_for(
-            settings, data, None if origin is None else origin.binding, self._user_agent
+            settings,
+            data,
+            None if origin is None else origin.binding,
+            self._user_agent,
+            # A user id that cannot bind is worth one warning, not one per rotation.
+            warn=origin is None or data.get(key) != origin.data.get(key),
         )
         if origin is None:
             record = SessionRecord(
@@ -483,8 +511,12 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
             self._forget_everything()
 
     def _mark_saved(self, data: Mapping[str, str]) -> None:
+        # Like Flask's own, ``modified`` stays True for the rest of the request (a
+        # teardown hook or a test reads it after the save), and a change found inside a
+        # value counts too.
+        if data != self._changes.baseline:
+            self.modified = True
         self._changes.reset(data)
-        self.modified = False
 
     # -- per-user sessions (see users.py) ------------------------------------------------
 

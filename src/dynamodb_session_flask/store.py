@@ -26,10 +26,14 @@ from botocore.exceptions import (
 
 from . import compression
 from .changes import delta
-from .errors import SessionBackendError, SessionError, UserIndexMissingError
+from .errors import (
+    SessionBackendError,
+    SessionError,
+    UndecodableDataError,
+    UserIndexMissingError,
+)
 from .records import (
     HANDLE,
-    ITEM_SIZE_LIMIT,
     USER_AGENT,
     USER_ID,
     Binding,
@@ -39,7 +43,6 @@ from .records import (
     data_map,
     ensure_fits,
     expiry_epoch,
-    item_size,
     number,
     rebind,
     record_from_item,
@@ -132,14 +135,18 @@ class SessionStore:
         self._client()
 
     def get(self, key: str) -> SessionRecord | None:
-        """The stored record, or ``None`` when there is none (expiry is the caller's check)."""
+        """The stored record, or ``None`` when there is none (expiry is the caller's check).
+
+        :raises UndecodableDataError: when a stored value cannot be read back (the caller
+            decides what becomes of the session).
+        """
         with self._translate_errors("GetItem"):
             response = self._client().get_item(
                 TableName=self.table_name,
                 Key={"id": {"S": key}},
                 ConsistentRead=self._consistent_read,
             )
-        return self._record_from_item(response.get("Item"))
+        return self._record_from_item(response.get("Item"), undecodable_raises=True)
 
     def create(self, key: str, record: SessionRecord) -> bool:
         """Write a new session (with its user binding, if any); never overwrites an
@@ -153,14 +160,15 @@ class SessionStore:
 
         :returns: ``False`` when the record this call wrote was deleted again before its
             lost answer could be confirmed (ended by another request).
-        :raises SessionTooLargeError: before writing, when the item would be too large.
+        :raises SessionTooLargeError: before writing, when the item would be too large
+            with every value stored as text.
         :raises SessionIdCollisionError: when the key holds another session.
         :raises SessionBackendError: when DynamoDB fails, or when a retried create's
             outcome cannot be learnt; the key is then deleted if it can be, so no record
             the client was never told of is left live.
         """
+        ensure_fits(key, record.data, record.binding)
         stored = {k: self._stored(v) for k, v in record.data.items()}
-        ensure_fits(key, stored, record.binding)
         try:
             with self._translate_errors("PutItem"):
                 self._client().put_item(
@@ -238,7 +246,8 @@ class SessionStore:
 
         :returns: ``False`` when the session is no longer live (logged out, ended
             elsewhere, or expired meanwhile); nothing was written then.
-        :raises SessionTooLargeError: before writing, when the item would be too large.
+        :raises SessionTooLargeError: before writing, when the item would be too large
+            with every value stored as text.
         """
         changed, removed = delta(before, after.data)
         names: dict[str, str] = {
@@ -255,9 +264,9 @@ class SessionStore:
         assignments = ["#refreshed = :refreshed", "#expires = :expires"]
         removals: list[str] = []
         rebinding = after.binding != binding_before
-        stored = {k: self._stored(v) for k, v in changed.items()}
         if changed or removed or rebinding:
-            self._ensure_update_fits(key, after.data, stored, after.binding)
+            ensure_fits(key, after.data, after.binding)
+        stored = {k: self._stored(v) for k, v in changed.items()}
         if rebinding:
             rebind(after.binding, names, values, assignments, removals)
         if changed or removed:
@@ -297,30 +306,6 @@ class SessionStore:
         """What one value is written as: its text compressed when that pays, else the text."""
         packed = compression.compress(text, self._compress_threshold)
         return text if packed is None else packed
-
-    def _ensure_update_fits(
-        self,
-        key: str,
-        data: Mapping[str, str],
-        changed: Mapping[str, str | bytes],
-        binding: Binding | None,
-    ) -> None:
-        """:raises SessionTooLargeError: when the item after the update would be too large.
-
-        Unchanged values are first counted as text, an upper bound of their stored size
-        that needs no compression. Only when that bound is over the limit are they counted
-        as this store writes them, compressed or not: exact for values it wrote itself. A
-        value written as text by an earlier version, or under another threshold, may take
-        more room than counted; DynamoDB then refuses the write itself, and nothing changes.
-        """
-        bound = {k: changed.get(k, v) for k, v in data.items()}
-        if item_size(key, bound, binding) <= ITEM_SIZE_LIMIT:
-            return
-        ensure_fits(
-            key,
-            {k: changed[k] if k in changed else self._stored(v) for k, v in data.items()},
-            binding,
-        )
 
     def delete(self, key: str) -> None:
         """Remove a session; removing one that is already gone is not an error."""
@@ -506,15 +491,23 @@ class SessionStore:
         return self._unavailable("Query", exc)
 
     def _record_from_item(
-        self, item: Mapping[str, Any] | None, *, with_data: bool = True
+        self,
+        item: Mapping[str, Any] | None,
+        *,
+        with_data: bool = True,
+        undecodable_raises: bool = False,
     ) -> SessionRecord | None:
         if not item:
             return None
         try:
             return record_from_item(item, with_data=with_data)
+        except UndecodableDataError:
+            if undecodable_raises:
+                raise
         except (KeyError, TypeError, ValueError):
-            logger.warning("Ignoring a malformed session item in table %s", self.table_name)
-            return None
+            pass
+        logger.warning("Ignoring a malformed session item in table %s", self.table_name)
+        return None
 
     @contextmanager
     def _translate_errors(self, operation: str) -> Iterator[None]:

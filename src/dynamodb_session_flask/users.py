@@ -52,6 +52,8 @@ logger = logging.getLogger("dynamodb_session_flask")
 MAX_USER_AGENT_LENGTH = 256
 #: Longest user id that binds, in UTF-8 bytes. DynamoDB caps an index's hash key at 2048.
 MAX_USER_ID_BYTES = 1024
+#: No int of more bits has a decimal text within ``MAX_USER_ID_BYTES``.
+_MAX_INT_BITS = (10**MAX_USER_ID_BYTES).bit_length()
 #: Random bytes per handle: 128 bits, 22 URL-safe characters.
 HANDLE_BYTES = 16
 _HANDLE_SHAPE = re.compile(r"[A-Za-z0-9_\-]{22}")
@@ -85,13 +87,19 @@ class SessionInfo:
 
 
 def user_id_of(value: Any) -> str | None:
-    """The user id a session value binds to: a non-empty ``str`` (up to 1024 UTF-8 bytes)
-    as is, an ``int`` as its decimal text; ``None`` for anything else. Ids are compared as
-    text, so ``42`` and ``"42"`` are the same user."""
+    """The user id a session value binds to: a non-empty ``str`` as is, an ``int`` as its
+    decimal text, either at most 1024 UTF-8 bytes; ``None`` for anything else. Ids are
+    compared as text, so ``42`` and ``"42"`` are the same user."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return str(value)
+        # The bound holds for every type: a longer id would make every write of the
+        # session fail (the index's key limit), not merely leave it unlisted. An int too
+        # long is ruled out by its bit length, before str(), which is slow for huge ints
+        # and refuses them past 4300 digits.
+        if value.bit_length() > _MAX_INT_BITS:
+            return None
+        value = str(value)
     if isinstance(value, str) and value and len(value.encode()) <= MAX_USER_ID_BYTES:
         return value
     return None
@@ -135,8 +143,8 @@ def binding_for(
         if warn:
             logger.warning(
                 "Session key %s holds a value that cannot bind the session to a user (a "
-                "non-empty str of at most %d bytes, or an int, is needed); the session is "
-                "not listed among its user's sessions",
+                "non-empty str or an int, of at most %d bytes as text, is needed); the "
+                "session is not listed among its user's sessions",
                 settings.user_id_key,
                 MAX_USER_ID_BYTES,
             )
@@ -325,8 +333,8 @@ def _required_user_id(user_id: str | int) -> str:
     bound = user_id_of(user_id)
     if bound is None:
         raise ValueError(
-            f"user ids are non-empty strs of at most {MAX_USER_ID_BYTES} bytes, or ints; "
-            f"got {type(user_id).__name__}"
+            f"user ids are non-empty strs or ints of at most {MAX_USER_ID_BYTES} bytes as "
+            f"text; got {type(user_id).__name__}"
         )
     return bound
 
