@@ -72,6 +72,9 @@ class Settings:
     record_user_agent: bool
     #: The global secondary index on the bound user's id.
     user_index_name: str
+    #: Look for a session stored by dynamodb-session-flask 1.x when none is found (see
+    #: :mod:`.migration`).
+    migrate_v1: bool = False
 
 
 KNOWN_KEYS = frozenset(
@@ -96,6 +99,7 @@ KNOWN_KEYS = frozenset(
         "USER_ID_KEY",
         "RECORD_USER_AGENT",
         "USER_INDEX_NAME",
+        "MIGRATE_V1",
     )
 )
 
@@ -135,6 +139,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         user_id_key=_user_id_key(config),
         record_user_agent=_bool(config, "RECORD_USER_AGENT", True),
         user_index_name=_index_name(config),
+        migrate_v1=_bool(config, "MIGRATE_V1", False),
     )
 
 
