@@ -17,7 +17,8 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
 from .client import ClientProvider, default_config
-from .errors import SessionBackendError
+from .diagnose import explain
+from .errors import ConfigError, SessionBackendError
 from .ids import SessionIds, loggable_id
 from .session import DynamoDbSessionInstance, SessionContext
 from .settings import Settings, parse_settings
@@ -98,7 +99,11 @@ class DynamoDbSession(SessionInterface):
             # Building the client early only saves time: an environment without a region
             # (a test run, a CLI command) must not fail to start for it. The first request
             # that uses a session tries again, and gets a 503 if it still cannot.
-            logger.warning("DynamoDB client not built at start-up (%s); retrying on first use", exc)
+            logger.warning(
+                "DynamoDB client not built at start-up: %s; until then every request that "
+                "uses a session answers 503",
+                explain(exc, store.table_name),
+            )
         app.cli.add_command(cli)
 
     def context(self, app: Flask) -> SessionContext:
@@ -118,6 +123,16 @@ class DynamoDbSession(SessionInterface):
 
     def _build_context(self, app: Flask) -> SessionContext:
         settings = parse_settings(app.config)
+        if self._client is not None and settings.endpoint_url is not None:
+            given = self._client.meta.endpoint_url
+            if given.rstrip("/") != settings.endpoint_url.rstrip("/"):
+                raise ConfigError(
+                    "SESSION_DYNAMODB_ENDPOINT_URL",
+                    f"is {settings.endpoint_url!r}, but the client passed as "
+                    f"DynamoDbSession(client=...) talks to {given!r} and is used as it is: "
+                    f"build that client with endpoint_url={settings.endpoint_url!r}, or "
+                    f"remove the setting",
+                )
         config = default_config(
             settings.connect_timeout, settings.read_timeout, settings.max_attempts
         )

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import codec, users
+from .diagnose import explain
 from .errors import SessionBackendError
 from .ids import loggable_id, storage_key
 from .records import SessionRecord
@@ -198,6 +199,6 @@ def _unavailable(table_name: str, operation: str, exc: Exception) -> SessionBack
         "Session store unavailable: DynamoDB %s (1.x session lookup) on table %s failed: %s",
         operation,
         table_name,
-        exc,
+        explain(exc, table_name, operation),
     )
     return SessionBackendError(operation, exc)

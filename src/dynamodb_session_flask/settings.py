@@ -220,7 +220,11 @@ def _endpoint_url(config: Mapping[str, Any]) -> str | None:
     if value is None:
         return None
     if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
-        raise ConfigError(key, f"must be an http:// or https:// URL or None, got {value!r}")
+        hint = ""
+        if isinstance(value, str) and value and "://" not in value:
+            scheme = "http" if value.startswith(("localhost", "127.", "[::1]")) else "https"
+            hint = f" (did you mean {scheme}://{value}?)"
+        raise ConfigError(key, f"must be an http:// or https:// URL or None, got {value!r}{hint}")
     return value
 
 

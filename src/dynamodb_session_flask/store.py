@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import compression
 from .changes import delta
+from .diagnose import explain
 from .errors import SessionBackendError, SessionError, UserIndexMissingError
 from .records import (
     HANDLE,
@@ -461,7 +462,7 @@ class SessionStore:
             "Session store unavailable: DynamoDB %s on table %s failed: %s",
             operation,
             self.table_name,
-            exc,
+            explain(exc, self.table_name, operation),
         )
         return SessionBackendError(operation, exc)
 
