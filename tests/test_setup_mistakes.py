@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,38 @@ def test_an_endpoint_without_a_scheme_is_one_line_in_the_cli(
         "Error: SESSION_DYNAMODB_ENDPOINT_URL: must be an http:// or https:// URL or None, "
         "got 'localhost:8000' (did you mean http://localhost:8000?)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("config", "source"),
+    [
+        ({"PERMANENT_SESSION_LIFETIME": timedelta(hours=1)}, "PERMANENT_SESSION_LIFETIME"),
+        ({"SESSION_DYNAMODB_ABSOLUTE_TIMEOUT": 3600}, "SESSION_DYNAMODB_ABSOLUTE_TIMEOUT"),
+    ],
+)
+def test_an_idle_timeout_longer_than_the_absolute_one_is_a_warning(
+    caplog: pytest.LogCaptureFixture, config: dict[str, object], source: str
+) -> None:
+    app = Flask(__name__)
+    app.config.update(config)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        DynamoDbSession().init_app(app)  # starts: the absolute timeout simply decides
+    [warning] = warnings_of(caplog)
+    assert warning.startswith(
+        "SESSION_DYNAMODB_IDLE_TIMEOUT (7200 s) is longer than the absolute timeout "
+        f"(3600 s, from {source})"
+    )
+    assert "Set SESSION_DYNAMODB_IDLE_TIMEOUT to at most 3600" in warning
+
+
+def test_an_idle_timeout_within_the_absolute_one_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Flask(__name__)
+    app.config.update(SESSION_DYNAMODB_ABSOLUTE_TIMEOUT=7200)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        DynamoDbSession().init_app(app)
+    assert warnings_of(caplog) == []
 
 
 def test_a_client_and_a_different_endpoint_setting_are_refused(engine: LocalEngine) -> None:

@@ -119,6 +119,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     if lifetime is not None:
         absolute = min(absolute, lifetime)
     idle = _positive_int(config, "IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)
+    _warn_idle_beyond_absolute(idle, absolute, lifetime)
     return Settings(
         absolute_timeout=absolute,
         idle_timeout=idle,
@@ -147,6 +148,32 @@ def _warn_unknown_keys(config: Mapping[str, Any]) -> None:
     for key in config:
         if isinstance(key, str) and key.startswith(PREFIX) and key not in KNOWN_KEYS:
             logger.warning("Ignoring unknown setting %s (is it misspelled?)", key)
+
+
+def _warn_idle_beyond_absolute(idle: int, absolute: int, lifetime: int | None) -> None:
+    """An idle timeout longer than the absolute one never ends a session: the absolute
+    one always comes first. A warning, not a ``ConfigError``: the package this one replaces
+    accepted it, and Flask apps commonly set a short ``PERMANENT_SESSION_LIFETIME`` beside
+    the default idle timeout; sessions then simply end at the absolute timeout."""
+    if idle <= absolute:
+        return
+    source = (
+        "PERMANENT_SESSION_LIFETIME"
+        if lifetime is not None and lifetime == absolute
+        else PREFIX + "ABSOLUTE_TIMEOUT"
+    )
+    logger.warning(
+        "%sIDLE_TIMEOUT (%d s) is longer than the absolute timeout (%d s, from %s), so it "
+        "never applies: sessions end at the absolute timeout. Set %sIDLE_TIMEOUT to at most "
+        "%d, or lengthen %s.",
+        PREFIX,
+        idle,
+        absolute,
+        source,
+        PREFIX,
+        absolute,
+        source,
+    )
 
 
 def _value(config: Mapping[str, Any], name: str, default: Any) -> Any:
