@@ -4,7 +4,13 @@ when it is not a terminal."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 from flask import Flask
 
@@ -47,3 +53,31 @@ def test_the_quick_start_load_answers_after_end(engine: LocalEngine, table_name:
     assert client.get("/end").status_code == 200
     after = client.get("/load")
     assert after.status_code == 200
+
+
+def test_a_taken_port_is_one_line_suggesting_another(engine: LocalEngine, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "DYNAMODB_ENDPOINT_URL": engine.endpoint_url,
+            "DEMO_TABLE_NAME": f"demo-port-{uuid.uuid4().hex[:12]}",
+        }
+        done = subprocess.run(
+            [sys.executable, str(SERVE_SCRIPT)],
+            cwd=str(tmp_path),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "Demo shop:" not in done.stdout, "no address is printed for a server that is not up"
+    [line] = done.stderr.strip().splitlines()
+    assert f"Port {port} on 127.0.0.1 is already in use" in line
+    assert f"PORT={port + 1} make demo" in line
+    engine.client().delete_table(TableName=env["DEMO_TABLE_NAME"])
