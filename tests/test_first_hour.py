@@ -15,6 +15,7 @@ from pathlib import Path
 from flask import Flask
 
 import dynamodb_session_flask
+from examples.app import create_app
 
 from .engines import REPO_ROOT, LocalEngine
 
@@ -81,3 +82,28 @@ def test_a_taken_port_is_one_line_suggesting_another(engine: LocalEngine, tmp_pa
     assert f"Port {port} on 127.0.0.1 is already in use" in line
     assert f"PORT={port + 1} make demo" in line
     engine.client().delete_table(TableName=env["DEMO_TABLE_NAME"])
+
+
+def test_a_failed_login_never_says_welcome(engine: LocalEngine, tmp_path: Path) -> None:
+    """No table: the login's save fails. The 503 must not leave a message saying it
+    worked, and the cost panel must say the call failed, not that a condition refused it."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SESSION_DYNAMODB_ENDPOINT_URL": engine.endpoint_url,
+            "SESSION_DYNAMODB_TABLE_NAME": "no-such-table",
+            "DEMO_COST_LOG": str(tmp_path / "costs.sqlite3"),
+        }
+    )
+    client = app.test_client()
+    client.get("/")  # the visitor cookie, for the cost panel
+    assert client.post("/login", data={"user": "alice"}).status_code == 503
+
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Welcome" not in html
+    assert "Refused by a condition" not in html
+    assert re.search(
+        r"Failed \(DynamoDB answered an error.*PutItem: ResourceNotFoundException", html, re.S
+    )
