@@ -107,3 +107,18 @@ def test_a_failed_login_never_says_welcome(engine: LocalEngine, tmp_path: Path) 
     assert re.search(
         r"Failed \(DynamoDB answered an error.*PutItem: ResourceNotFoundException", html, re.S
     )
+
+
+def test_the_demo_extra_has_the_servers_the_readme_runs() -> None:
+    block = re.search(
+        r"^demo = \[(.*?)^\]", (REPO_ROOT / "pyproject.toml").read_text(), re.S | re.M
+    )
+    assert block is not None
+    demo = {
+        re.split(r"[<>=\[]", requirement, maxsplit=1)[0].lower()
+        for requirement in re.findall(r'"([^"]+)"', block.group(1))
+    }
+    readme = README.read_text()
+    for server in ("gunicorn", "waitress"):
+        if re.search(rf"`{server} ", readme):
+            assert server in demo, f"the README runs {server}; `make demo` must install it"
