@@ -12,12 +12,14 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
 import dynamodb_session_flask
 from examples.app import create_app
 
 from .engines import REPO_ROOT, LocalEngine
+from .test_cli import run, succeeded
 
 README = REPO_ROOT / "README.md"
 SERVE_SCRIPT = REPO_ROOT / "examples" / "serve.py"
@@ -122,3 +124,11 @@ def test_the_demo_extra_has_the_servers_the_readme_runs() -> None:
     for server in ("gunicorn", "waitress"):
         if re.search(rf"`{server} ", readme):
             assert server in demo, f"the README runs {server}; `make demo` must install it"
+
+
+@pytest.mark.parametrize("command", ["stats", "purge-expired"])
+def test_progress_is_not_printed_when_not_on_a_terminal(make_app, command: str) -> None:
+    app, calls = make_app()
+    output = succeeded(run(app, command))
+    assert "Scanning" not in output and "Purging" not in output
+    assert calls["DescribeTable"] == 0

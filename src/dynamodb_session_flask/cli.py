@@ -79,12 +79,23 @@ class _Bar:
             self._bar.update(count)
 
 
-def _progressbar(client: DynamoDBClient, table: str, label: str) -> Any:
-    """A progress bar over the table's items, on stderr so that stdout stays the result;
-    click shows it only on a terminal."""
+@contextmanager
+def _progressbar(client: DynamoDBClient, table: str, label: str) -> Iterator[Any]:
+    """A progress bar over the table's items, on stderr so that stdout stays the result,
+    only when stderr is a terminal: in a pipe, a log or a cron mail it prints nothing
+    (click would still print its label) and costs no DescribeTable."""
+    if not sys.stderr.isatty():
+        yield _NoBar()
+        return
     # DynamoDB refreshes ItemCount about every six hours: an estimate only.
     count = client.describe_table(TableName=table)["Table"].get("ItemCount", 0)
-    return click.progressbar(length=max(1, int(count)), label=label, file=sys.stderr)
+    with click.progressbar(length=max(1, int(count)), label=label, file=sys.stderr) as bar:
+        yield bar
+
+
+class _NoBar:
+    def update(self, count: int) -> None:
+        pass
 
 
 _SEGMENTS = click.option(
