@@ -10,7 +10,7 @@ ENGINES ?= moto dynalite
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint bench browser screenshot dist clean
+.PHONY: demo lambda-local test lint bench browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
@@ -37,6 +37,11 @@ node_modules/.installed: package.json package-lock.json
 
 demo: $(VENV)/.demo-installed
 	$(PY) examples/serve.py
+
+# The Lambda recipe's handler, invoked twice with a sample API Gateway event, on an
+# embedded DynamoDB (or DYNAMODB_ENDPOINT_URL).
+lambda-local: $(VENV)/.demo-installed
+	$(PY) examples/invoke_lambda.py examples/events/http-api-get-visits.json
 
 # The browser tests drive Debian's Chromium through its chromedriver. Installed here when
 # missing and we may (root with apt-get, as on CI); otherwise those tests fail with a

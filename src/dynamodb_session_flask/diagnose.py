@@ -7,6 +7,9 @@ missing region, missing credentials or a missing table never pass for an outage.
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -14,6 +17,16 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
 )
+
+from .errors import SessionBackendError
+
+if TYPE_CHECKING:
+    from .store import SessionStore
+
+logger = logging.getLogger("dynamodb_session_flask")
+
+#: The key ``warm`` reads: not of a storage key's shape, so no session is ever under it.
+WARM_UP_KEY = "warm-up"
 
 NO_REGION = (
     "no AWS region is configured: set AWS_REGION (or AWS_DEFAULT_REGION, or region in the "
@@ -62,3 +75,16 @@ def explain(exc: BaseException, table: str, operation: str = "") -> str:
             f"AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and that the region is the table's"
         )
     return f"DynamoDB {operation} on table {table!r} failed: {code}: {message}"
+
+
+def warm(store: SessionStore) -> None:
+    """One GetItem at start-up on the application's own client: the first connection (a
+    TLS handshake) and botocore's first-call work are paid now, not by the first user.
+    A failure (a missing table, say) is logged, named, and does not stop the start."""
+    try:
+        store.get(WARM_UP_KEY)
+    except SessionBackendError:
+        logger.warning(
+            "The warm-up read at start-up failed (see the error above); every request that "
+            "uses a session answers 503 until it is fixed"
+        )

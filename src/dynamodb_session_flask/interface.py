@@ -17,7 +17,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
 from .client import ClientProvider, default_config
-from .diagnose import explain
+from .diagnose import explain, warm
 from .errors import ConfigError, SessionBackendError
 from .ids import SessionIds, loggable_id
 from .session import DynamoDbSessionInstance, SessionContext
@@ -78,7 +78,7 @@ class DynamoDbSession(SessionInterface):
 
     # -- per-application state ----------------------------------------------------------
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, *, warm_up: bool = False) -> None:
         """Validate the settings now (raising ``ConfigError``) rather than on the first
         request, build the DynamoDB client, install this interface as
         ``app.session_interface``, and add the ``flask dynamodb-session`` commands to
@@ -87,7 +87,10 @@ class DynamoDbSession(SessionInterface):
 
         Building the client here, at start-up (Lambda's init phase, a server worker's
         boot), keeps its cost out of the first request of every process. No DynamoDB call
-        is made. A process forked after this builds its own client on first use.
+        is made, unless ``warm_up``: then one GetItem of a key no session has (one read
+        unit at most) opens the first connection now too, and a table that does not exist
+        is reported now, as a warning with the command that creates it. A process forked
+        after this builds its own client on first use.
         """
         from .cli import cli  # the CLI imports this module
 
@@ -104,6 +107,9 @@ class DynamoDbSession(SessionInterface):
                 "uses a session answers 503",
                 explain(exc, store.table_name),
             )
+        else:
+            if warm_up:
+                warm(store)
         app.cli.add_command(cli)
 
     def context(self, app: Flask) -> SessionContext:
