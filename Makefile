@@ -14,9 +14,13 @@ INSTALL := $(UV) pip install --quiet --python $(PY)
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
+# The virtualenv gets no pip of its own (ensurepip takes seconds; uv does the installs): uv
+# goes in through this Python's pip, or, where that pip is missing or older than 22.3, a
+# virtualenv with pip is made after all.
 $(VENV)/.created:
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check uv 2>/dev/null \
+		|| { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --disable-pip-version-check uv; }
 	touch $@
 
 $(VENV)/.demo-installed: pyproject.toml $(VENV)/.created
