@@ -8,6 +8,7 @@ package) and run in a subprocess against the suite's engine; then this version r
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -103,14 +104,20 @@ CART = {"user": "ann", "cart": [{"sku": "A1", "qty": 2}], "visits": 3, "ok": Tru
 
 @pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
 def test_a_1x_session_moves_to_a_new_id_with_its_data(
-    write_v1, make_app: AppFactory, admin_client, table_name: str, signed: bool
+    write_v1,
+    make_app: AppFactory,
+    admin_client,
+    table_name: str,
+    signed: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config: dict[str, Any] = {"SESSION_DYNAMODB_SID_KEYS": SID_KEYS} if signed else {}
     [old_id] = write_v1(CART, config=config)
     assert raw_item(admin_client, table_name, old_id) is not None, "1.x stores the raw id"
     app, calls = make_app(SESSION_DYNAMODB_MIGRATE_V1=True, **config)
 
-    response = get(app, old_id)
+    with caplog.at_level(logging.DEBUG, logger="dynamodb_session_flask"):
+        response = get(app, old_id)
     assert response.status_code == 200
     assert response.json == CART
     new_id = sent_id(response)
@@ -118,6 +125,8 @@ def test_a_1x_session_moves_to_a_new_id_with_its_data(
     assert calls == CallCounter(GetItem=2, DeleteItem=1, PutItem=1)
     assert raw_item(admin_client, table_name, old_id) is None, "the 1.x item is removed"
     assert raw_item(admin_client, table_name, storage_key(new_id)) is not None
+    assert "1.x session" in caplog.text
+    assert old_id not in caplog.text and new_id not in caplog.text, "no raw id is logged"
 
     calls.clear()
     again = get(app, new_id)
