@@ -4,11 +4,13 @@ when it is not a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import dynamodb_session_flask
 from examples.app import create_app
 
 from .engines import REPO_ROOT, LocalEngine
-from .test_cli import run, succeeded
+from .test_cli import APP_MODULE, run, succeeded
 
 README = REPO_ROOT / "README.md"
 SERVE_SCRIPT = REPO_ROOT / "examples" / "serve.py"
@@ -132,3 +134,38 @@ def test_progress_is_not_printed_when_not_on_a_terminal(make_app, command: str) 
     output = succeeded(run(app, command))
     assert "Scanning" not in output and "Purging" not in output
     assert calls["DescribeTable"] == 0
+
+
+def test_progress_is_shown_on_a_terminal(
+    engine: LocalEngine, table_name: str, tmp_path: Path
+) -> None:
+    pty = pytest.importorskip("pty")
+    (tmp_path / "sessionapp.py").write_text(textwrap.dedent(APP_MODULE))
+    env = {
+        **os.environ,
+        "TEST_ENDPOINT": engine.endpoint_url,
+        "TEST_TABLE": table_name,
+        "PYTHONPATH": str(tmp_path),
+    }
+    env.pop("FLASK_APP", None)
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "sessionapp", "dynamodb-session", "stats"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=60,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+            while chunk := os.read(controller, 4096):
+                shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    assert b"Scanning" in shown
+    assert "Scanning" not in done.stdout, "the result alone goes to stdout"
