@@ -19,6 +19,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -65,6 +66,26 @@ def _start_embedded_moto() -> tuple[ThreadedMotoServer, str]:
 class PortTaken(Exception):
     """The port is in use: said in one line, with what to do."""
 
+    def __init__(self, port: int) -> None:
+        super().__init__(
+            f"Port {port} on {HOST} is already in use (another demo still running?): "
+            f"stop it, or choose another port, e.g. PORT={port + 1} make demo"
+        )
+
+
+def _check_port(port: int) -> None:
+    """Fail before starting anything when another server listens on the port. (The
+    server binds it again later; ``_bind`` reports the rare port taken in between.)"""
+    with socket.socket() as probe:
+        # As the server binds: a port whose last connections are closing is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortTaken(port) from exc
+            raise
+
 
 def _bind(app: Flask, port: int) -> Callable[[], object]:
     """Take the port now, so that a taken one is reported before the demo's address is
@@ -77,10 +98,7 @@ def _bind(app: Flask, port: int) -> Callable[[], object]:
         server = create_server(app, host=HOST, port=port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise PortTaken(
-                f"Port {port} on {HOST} is already in use (another demo still running?): "
-                f"stop it, or choose another port, e.g. PORT={port + 1} make demo"
-            ) from exc
+            raise PortTaken(port) from exc
         raise
     # Its run() returns on KeyboardInterrupt and SystemExit, after stopping its threads.
     return server.run  # type: ignore[no-any-return]
@@ -100,6 +118,7 @@ def main() -> int:
     moto: ThreadedMotoServer | None = None
     cost_dir = tempfile.TemporaryDirectory(prefix="dynamodb-session-flask-demo-")
     try:
+        _check_port(port)
         endpoint_url = os.environ.get("DYNAMODB_ENDPOINT_URL") or None
         if endpoint_url is not None:
             where = f"the DynamoDB endpoint at {endpoint_url}"
