@@ -15,13 +15,17 @@ SOAK_FLAGS ?=
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint soak bench browser screenshot dist clean
+.PHONY: demo lambda-local test lint soak bench browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
+# The virtualenv gets no pip of its own (ensurepip takes seconds; uv does the installs): uv
+# goes in through this Python's pip, or, where that pip is missing or older than 22.3, a
+# virtualenv with pip is made after all.
 $(VENV)/.created:
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check uv 2>/dev/null \
+		|| { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --disable-pip-version-check uv; }
 	touch $@
 
 $(VENV)/.demo-installed: pyproject.toml $(VENV)/.created
@@ -42,6 +46,11 @@ node_modules/.installed: package.json package-lock.json
 
 demo: $(VENV)/.demo-installed
 	$(PY) examples/serve.py
+
+# The Lambda recipe's handler, invoked twice with a sample API Gateway event, on an
+# embedded DynamoDB (or DYNAMODB_ENDPOINT_URL).
+lambda-local: $(VENV)/.demo-installed
+	$(PY) examples/invoke_lambda.py examples/events/http-api-get-visits.json
 
 # The browser tests drive Debian's Chromium through its chromedriver. Installed here when
 # missing and we may (root with apt-get, as on CI); otherwise those tests fail with a

@@ -22,6 +22,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import maintenance, users
+from .diagnose import explain
 from .errors import SessionBackendError, SessionError
 from .interface import DynamoDbSession
 from .session import SessionContext
@@ -31,12 +32,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 cli = AppGroup("dynamodb-session", help="Operate this application's DynamoDB session table.")
-
-#: IAM permission hints for the operations the commands use.
-_PERMISSIONS = {
-    "Query": "dynamodb:Query on the table's index ARN (table/NAME/index/*)",
-}
-
 
 def _context() -> SessionContext:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -63,34 +58,13 @@ def _reported(context: SessionContext) -> Iterator[None]:
     try:
         yield
     except SessionBackendError as exc:
-        raise click.ClickException(_explain(exc.original_error, table, exc.operation)) from exc
+        raise click.ClickException(explain(exc.original_error, table, exc.operation)) from exc
     except (ClientError, BotoCoreError) as exc:
-        raise click.ClickException(_explain(exc, table)) from exc
+        raise click.ClickException(explain(exc, table)) from exc
     except SessionError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         logger.removeHandler(quiet)
-
-
-def _explain(exc: BaseException, table: str, operation: str = "") -> str:
-    if not isinstance(exc, ClientError):
-        if isinstance(exc, BotoCoreError):
-            return f"cannot reach DynamoDB: {exc}"
-        return f"DynamoDB {operation} failed: {exc}"
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "")
-    message = error.get("Message", "")
-    operation = exc.operation_name or operation
-    if code == "ResourceNotFoundException":
-        return (
-            f"table {table!r} not found ({operation}: {message}); create it with "
-            f"`flask dynamodb-session create-table`, or check SESSION_DYNAMODB_TABLE_NAME "
-            f"and SESSION_DYNAMODB_ENDPOINT_URL"
-        )
-    if code in ("AccessDeniedException", "UnauthorizedOperation"):
-        permission = _PERMISSIONS.get(operation, f"dynamodb:{operation} on table {table!r}")
-        return f"access denied: {operation} needs the IAM permission {permission} ({message})"
-    return f"DynamoDB {operation} on table {table!r} failed: {code}: {message}"
 
 
 class _Bar:
@@ -105,12 +79,23 @@ class _Bar:
             self._bar.update(count)
 
 
-def _progressbar(client: DynamoDBClient, table: str, label: str) -> Any:
-    """A progress bar over the table's items, on stderr so that stdout stays the result;
-    click shows it only on a terminal."""
+@contextmanager
+def _progressbar(client: DynamoDBClient, table: str, label: str) -> Iterator[Any]:
+    """A progress bar over the table's items, on stderr so that stdout stays the result,
+    only when stderr is a terminal: in a pipe, a log or a cron mail it prints nothing
+    (click would still print its label) and costs no DescribeTable."""
+    if not sys.stderr.isatty():
+        yield _NoBar()
+        return
     # DynamoDB refreshes ItemCount about every six hours: an estimate only.
     count = client.describe_table(TableName=table)["Table"].get("ItemCount", 0)
-    return click.progressbar(length=max(1, int(count)), label=label, file=sys.stderr)
+    with click.progressbar(length=max(1, int(count)), label=label, file=sys.stderr) as bar:
+        yield bar
+
+
+class _NoBar:
+    def update(self, count: int) -> None:
+        pass
 
 
 _SEGMENTS = click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 from werkzeug.exceptions import ServiceUnavailable
 
 
@@ -9,15 +10,19 @@ class SessionError(Exception):
     """Root of the package's exceptions."""
 
 
-class ConfigError(SessionError, ValueError):
+class ConfigError(SessionError, ValueError, click.ClickException):
     """A ``SESSION_DYNAMODB_*`` setting (or a constructor argument) is invalid.
 
     Raised when the settings are first read for an application, before any session is
     opened. ``setting`` names the offending configuration key.
+
+    It is also a ``click.ClickException``: under the ``flask`` command (``flask run``,
+    ``flask dynamodb-session ...``), even raised while the app is imported, it prints as
+    one ``Error:`` line with exit code 1 instead of a traceback.
     """
 
     def __init__(self, setting: str, message: str) -> None:
-        super().__init__(f"{setting}: {message}")
+        click.ClickException.__init__(self, f"{setting}: {message}")
         self.setting = setting
 
 

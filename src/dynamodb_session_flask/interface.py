@@ -17,7 +17,8 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
 from .client import ClientProvider, default_config
-from .errors import SessionBackendError
+from .diagnose import explain, warm
+from .errors import ConfigError, SessionBackendError
 from .ids import SessionIds, loggable_id
 from .session import DynamoDbSessionInstance, SessionContext
 from .settings import Settings, parse_settings
@@ -77,7 +78,7 @@ class DynamoDbSession(SessionInterface):
 
     # -- per-application state ----------------------------------------------------------
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, *, warm_up: bool = False) -> None:
         """Validate the settings now (raising ``ConfigError``) rather than on the first
         request, build the DynamoDB client, install this interface as
         ``app.session_interface``, and add the ``flask dynamodb-session`` commands to
@@ -86,7 +87,10 @@ class DynamoDbSession(SessionInterface):
 
         Building the client here, at start-up (Lambda's init phase, a server worker's
         boot), keeps its cost out of the first request of every process. No DynamoDB call
-        is made. A process forked after this builds its own client on first use.
+        is made, unless ``warm_up``: then one GetItem of a key no session has (one read
+        unit at most) opens the first connection now too, and a table that does not exist
+        is reported now, as a warning with the command that creates it. A process forked
+        after this builds its own client on first use.
         """
         from .cli import cli  # the CLI imports this module
 
@@ -98,7 +102,14 @@ class DynamoDbSession(SessionInterface):
             # Building the client early only saves time: an environment without a region
             # (a test run, a CLI command) must not fail to start for it. The first request
             # that uses a session tries again, and gets a 503 if it still cannot.
-            logger.warning("DynamoDB client not built at start-up (%s); retrying on first use", exc)
+            logger.warning(
+                "DynamoDB client not built at start-up: %s; until then every request that "
+                "uses a session answers 503",
+                explain(exc, store.table_name),
+            )
+        else:
+            if warm_up:
+                warm(store)
         app.cli.add_command(cli)
 
     def context(self, app: Flask) -> SessionContext:
@@ -118,6 +129,16 @@ class DynamoDbSession(SessionInterface):
 
     def _build_context(self, app: Flask) -> SessionContext:
         settings = parse_settings(app.config)
+        if self._client is not None and settings.endpoint_url is not None:
+            given = self._client.meta.endpoint_url
+            if given.rstrip("/") != settings.endpoint_url.rstrip("/"):
+                raise ConfigError(
+                    "SESSION_DYNAMODB_ENDPOINT_URL",
+                    f"is {settings.endpoint_url!r}, but the client passed as "
+                    f"DynamoDbSession(client=...) talks to {given!r} and is used as it is: "
+                    f"build that client with endpoint_url={settings.endpoint_url!r}, or "
+                    f"remove the setting",
+                )
         config = default_config(
             settings.connect_timeout, settings.read_timeout, settings.max_attempts
         )

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from flask.sessions import SessionMixin
 
-from . import codec, users
+from . import codec, migration, users
 from .changes import ChangeTracker, rebase
 from .errors import SessionBackendError, UndecodableDataError
 from .ids import SessionIds, loggable_id, storage_key
@@ -205,6 +205,10 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         assert presented is not None
         try:
             record = context.store.get(storage_key(presented))
+            if record is None and context.settings.migrate_v1:
+                moved = migration.migrate(context, presented, self._user_agent)
+                if moved is not None:
+                    presented, record = moved  # a new id: the old one was stored in clear
         except SessionBackendError as exc:
             self._become_unavailable(exc)
             return

@@ -26,6 +26,7 @@ from botocore.exceptions import (
 
 from . import compression
 from .changes import delta
+from .diagnose import explain
 from .errors import (
     SessionBackendError,
     SessionError,
@@ -530,7 +531,7 @@ class SessionStore:
             "Session store unavailable: DynamoDB %s on table %s failed: %s",
             operation,
             self.table_name,
-            exc,
+            explain(exc, self.table_name, operation),
         )
         return SessionBackendError(operation, exc)
 
