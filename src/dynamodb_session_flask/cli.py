@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,10 +23,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import maintenance, users
+from .context import SessionContext, build_context, context_of
 from .diagnose import explain
 from .errors import SessionBackendError, SessionError
-from .interface import DynamoDbSession
-from .session import SessionContext
 from .table import INDEX_WAIT_SECONDS, add_user_index, create_table
 
 if TYPE_CHECKING:
@@ -33,13 +33,14 @@ if TYPE_CHECKING:
 
 cli = AppGroup("dynamodb-session", help="Operate this application's DynamoDB session table.")
 
+
 def _context() -> SessionContext:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    interface = app.session_interface
-    if not isinstance(interface, DynamoDbSession):
+    context = context_of(app)
+    if context is None:
         # An app that has not installed the interface: its settings still name the table.
-        interface = DynamoDbSession()
-    return interface.context(app)
+        context = build_context(app.config, clock=time.time)
+    return context
 
 
 def _client(context: SessionContext) -> DynamoDBClient:

@@ -47,7 +47,7 @@ from .ids import loggable_id, storage_key
 from .records import SessionRecord
 
 if TYPE_CHECKING:
-    from .session import SessionContext
+    from .context import SessionContext
 
 logger = logging.getLogger("dynamodb_session_flask")
 

@@ -37,14 +37,12 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import codec
+from .context import SessionContext, context_of
 from .records import Binding, SessionRecord
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .session import SessionContext
 
 logger = logging.getLogger("dynamodb_session_flask")
 
@@ -317,16 +315,13 @@ def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
 def _application_context() -> SessionContext:
     from flask import current_app
 
-    # Imported here: the interface module imports the session module, which imports this.
-    from .interface import DynamoDbSession
-
-    interface = current_app.session_interface
-    if not isinstance(interface, DynamoDbSession):
+    context = context_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    if context is None:
         raise RuntimeError(
             "the current application's session_interface is not a DynamoDbSession; "
             "install one with DynamoDbSession().init_app(app)"
         )
-    return interface.context(current_app._get_current_object())  # type: ignore[attr-defined]
+    return context
 
 
 def _required_user_id(user_id: str | int) -> str:
