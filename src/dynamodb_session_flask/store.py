@@ -1,8 +1,11 @@
-"""The only module that reads and writes session items in DynamoDB (their layout is in
-:mod:`.records`).
+"""One session's calls to DynamoDB, each next to its condition: read, create, update,
+delete, and end while live (rotation's delete). The item layout is in :mod:`.records`,
+what the calls share in :mod:`.calls`, and the per-user index's calls in
+:mod:`.user_index`; no other module calls DynamoDB for a session.
 
 IAM permissions used: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem`` on
-the table, plus ``Query`` on the per-user index and ``BatchGetItem`` for per-user sessions.
+the table.
+
 Every write to an existing session is conditional on the record existing *and* not having
 expired, so a request that finishes after a concurrent logout, or after the session's
 expiry, cannot bring the session back.
@@ -11,32 +14,14 @@ expiry, cannot bring the session back.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ReadTimeoutError,
-)
-
 from . import compression
+from .calls import ConditionFailed, answer_lost
 from .changes import delta
-from .diagnose import explain
-from .errors import (
-    SessionBackendError,
-    SessionError,
-    UndecodableDataError,
-    UserIndexMissingError,
-)
+from .errors import SessionBackendError, SessionError
 from .records import (
-    HANDLE,
-    USER_AGENT,
-    USER_ID,
     Binding,
     SessionRecord,
     attribute,
@@ -46,8 +31,8 @@ from .records import (
     expiry_epoch,
     number,
     rebind,
-    record_from_item,
 )
+from .user_index import UserIndexCalls
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -61,11 +46,6 @@ logger = logging.getLogger("dynamodb_session_flask")
 #: An update expression may be at most 4 KB; past this many changed keys the whole ``data``
 #: map is written instead of a delta.
 MAX_DELTA_KEYS = 100
-#: BatchGetItem reads at most this many keys per call.
-BATCH_GET_LIMIT = 100
-#: Attempts at the keys a BatchGetItem left unprocessed (throttling), with backoff.
-BATCH_ATTEMPTS = 5
-
 #: Conditions, by purpose.
 CREATE_ONLY = "attribute_not_exists(#id)"
 #: The record exists and has expired neither by idle time nor by age. Comparisons with a
@@ -73,31 +53,11 @@ CREATE_ONLY = "attribute_not_exists(#id)"
 LIVE_ONLY = "attribute_exists(#id) AND #refreshed > :idle_cutoff AND #created > :absolute_cutoff"
 
 
-@dataclass(frozen=True)
-class IndexEntry:
-    """One session as the per-user index lists it."""
-
-    key: str
-    handle: str
-
-
 class SessionIdCollisionError(SessionError):
     """A new session's key already exists in the table (a CSPRNG failure, or a bug)."""
 
 
-@dataclass(frozen=True)
-class Ending:
-    """What a conditional delete of one session did."""
-
-    #: Whether the record was deleted by this call (or by its first attempt, whose answer
-    #: was lost and which botocore then retried).
-    ended: bool
-    #: What the record held when it was deleted; ``None`` when nothing was deleted, or
-    #: when the answer that carried it was lost.
-    held: SessionRecord | None = None
-
-
-class SessionStore:
+class SessionStore(UserIndexCalls):
     """Reads and writes the session items of one table.
 
     :param table_name: the table.
@@ -121,19 +81,9 @@ class SessionStore:
         consistent_read: bool = True,
         compress_threshold: int = compression.DEFAULT_THRESHOLD,
     ) -> None:
-        self.table_name = table_name
-        self._client = client
+        super().__init__(table_name, client)
         self._consistent_read = consistent_read
         self._compress_threshold = compress_threshold
-
-    @property
-    def client(self) -> DynamoDBClient:
-        """The shared client, for table-wide operations (the command line)."""
-        return self._client()
-
-    def prepare(self) -> None:
-        """Build the shared client now, at start-up, rather than in the first call."""
-        self._client()
 
     def get(self, key: str) -> SessionRecord | None:
         """The stored record, or ``None`` when there is none (expiry is the caller's check).
@@ -188,12 +138,12 @@ class SessionStore:
                     ConditionExpression=CREATE_ONLY,
                     ExpressionAttributeNames={"#id": "id"},
                 )
-        except _ConditionFailed as exc:
+        except ConditionFailed as exc:
             if not exc.retried:
                 raise SessionIdCollisionError("a new session id is already in the table") from exc
             return self._confirm_created(key, record)
         except SessionBackendError as exc:
-            if _answer_lost(exc):
+            if answer_lost(exc):
                 # The last attempt may have been applied: leave nothing live behind.
                 self._delete_quietly(key)
             raise
@@ -299,7 +249,7 @@ class SessionStore:
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                 )
-        except _ConditionFailed:
+        except ConditionFailed:
             return False
         return True
 
@@ -343,226 +293,9 @@ class SessionStore:
                     ExpressionAttributeValues=loaded.live_condition_values(now),
                     ReturnValues="ALL_OLD",
                 )
-        except _ConditionFailed as exc:
+        except ConditionFailed as exc:
             if exc.retried:
                 logger.info("A retried end of a rotated session found its first attempt applied")
                 return loaded
             return None
         return self._record_from_item(response.get("Attributes"))
-
-    # -- per-user: the index on the binding ---------------------------------------------
-
-    def user_index_entries(
-        self, index_name: str, user_id: str, handle: str | None = None
-    ) -> list[IndexEntry]:
-        """The sessions the per-user index lists for ``user_id`` (only the one named
-        ``handle``, when given): one Query per 1 MB page of index entries (an entry is
-        about 100 bytes; 0.5 read unit per 4 KB read).
-
-        Index reads are eventually consistent (DynamoDB offers nothing else on a global
-        secondary index): a session bound a moment ago may be missing, and one ended a
-        moment ago may still be listed. Callers therefore re-read the items themselves
-        (:meth:`get_many`) or make their writes conditional on the item.
-
-        :raises UserIndexMissingError: when the table has no such index, or it is still
-            being built.
-        """
-        condition, names, values = _owned_by(user_id, handle)
-        entries: list[IndexEntry] = []
-        start: dict[str, Any] | None = None
-        while True:
-            arguments: dict[str, Any] = {}
-            if start is not None:
-                arguments["ExclusiveStartKey"] = start
-            try:
-                response = self._client().query(
-                    TableName=self.table_name,
-                    IndexName=index_name,
-                    KeyConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                    **arguments,
-                )
-            except ClientError as exc:
-                raise self._index_failure(index_name, exc) from exc
-            except BotoCoreError as exc:
-                raise self._unavailable("Query", exc) from exc
-            entries.extend(
-                IndexEntry(item["id"]["S"], item[HANDLE]["S"])
-                for item in response.get("Items", [])
-                if "id" in item and HANDLE in item
-            )
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return entries
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, SessionRecord]:
-        """The stored records of ``keys``, without their data (keys not in the table are
-        left out): one strongly consistent BatchGetItem per 100 keys, plus a retry, with
-        backoff, of any keys DynamoDB left unprocessed. Each item costs 1 read unit per
-        4 KB of its full size (a projection does not make a read cheaper).
-
-        Strongly consistent on purpose: a session ended a moment ago is never returned,
-        whatever the index still lists.
-        """
-        names = {
-            "#id": "id",
-            "#created": "created",
-            "#refreshed": "refreshed",
-            "#idle": "idle_timeout",
-            "#absolute": "absolute_timeout",
-            "#user_id": USER_ID,
-            "#handle": HANDLE,
-            "#user_agent": USER_AGENT,
-        }
-        found: dict[str, SessionRecord] = {}
-        unique = list(dict.fromkeys(keys))
-        # (No keys, no call: BatchGetItem rejects an empty request.)
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            pending: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [{"id": {"S": key}} for key in unique[start : start + BATCH_GET_LIMIT]],
-                    "ProjectionExpression": ", ".join(names),
-                    "ExpressionAttributeNames": names,
-                    "ConsistentRead": True,
-                }
-            }
-            for attempt in range(BATCH_ATTEMPTS):
-                with self._translate_errors("BatchGetItem"):
-                    response = self._client().batch_get_item(RequestItems=pending)
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    record = self._record_from_item(item, with_data=False)
-                    if record is not None:
-                        found[item["id"]["S"]] = record
-                pending = dict(response.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                # Throttled: back off as botocore's own retries would.
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-            else:
-                raise self._unavailable(
-                    "BatchGetItem",
-                    RuntimeError(f"keys still unprocessed after {BATCH_ATTEMPTS} attempts"),
-                )
-        return found
-
-    def end_bound(self, key: str, user_id: str, handle: str | None = None) -> Ending:
-        """Delete a session only if it is still bound to ``user_id`` (and named
-        ``handle``, when given): one conditional DeleteItem that returns what it held.
-
-        The condition makes a stale index entry harmless: a session that was rebound to
-        another user or unbound meanwhile is left alone. Every later write to the deleted
-        record, by a request of that session already in flight, is conditional on the
-        record existing, so the session cannot come back. A delete whose answer was lost
-        and which botocore retried finds the record gone: its first attempt ended it.
-        """
-        condition, names, values = _owned_by(user_id, handle)
-        try:
-            with self._translate_errors("DeleteItem"):
-                response = self._client().delete_item(
-                    TableName=self.table_name,
-                    Key={"id": {"S": key}},
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_OLD",
-                )
-        except _ConditionFailed as exc:
-            return Ending(ended=exc.retried)
-        return Ending(ended=True, held=self._record_from_item(response.get("Attributes")))
-
-    def _index_failure(self, index_name: str, exc: ClientError) -> SessionError:
-        """What a failed index Query means. Engines word a missing index differently
-        (DynamoDB and dynalite: ValidationException, moto: ResourceNotFoundException), so
-        for those codes one DescribeTable, on this error path only, tells a missing or
-        still-building index from a missing table or anything else."""
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("ValidationException", "ResourceNotFoundException"):
-            try:
-                table = self._client().describe_table(TableName=self.table_name)["Table"]
-            except (ClientError, BotoCoreError):
-                return self._unavailable("Query", exc)
-            indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
-            index = indexes.get(index_name)
-            if index is None:
-                return UserIndexMissingError(index_name, self.table_name)
-            status = index.get("IndexStatus", "ACTIVE")
-            if status != "ACTIVE" or index.get("Backfilling"):
-                return UserIndexMissingError(index_name, self.table_name, status=status)
-        return self._unavailable("Query", exc)
-
-    def _record_from_item(
-        self,
-        item: Mapping[str, Any] | None,
-        *,
-        with_data: bool = True,
-        undecodable_raises: bool = False,
-    ) -> SessionRecord | None:
-        if not item:
-            return None
-        try:
-            return record_from_item(item, with_data=with_data)
-        except UndecodableDataError:
-            if undecodable_raises:
-                raise
-        except (KeyError, TypeError, ValueError):
-            pass
-        logger.warning("Ignoring a malformed session item in table %s", self.table_name)
-        return None
-
-    @contextmanager
-    def _translate_errors(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                # botocore retries a write whose answer was lost (a reset connection, a
-                # read timeout) and says so here; the retry then meets the first
-                # attempt's own effect, and the caller must tell the two apart.
-                retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-                raise _ConditionFailed(retried=bool(retries)) from exc
-            raise self._unavailable(operation, exc) from exc
-        except BotoCoreError as exc:
-            raise self._unavailable(operation, exc) from exc
-
-    def _unavailable(self, operation: str, exc: Exception) -> SessionBackendError:
-        logger.error(
-            "Session store unavailable: DynamoDB %s on table %s failed: %s",
-            operation,
-            self.table_name,
-            explain(exc, self.table_name, operation),
-        )
-        return SessionBackendError(operation, exc)
-
-
-def _answer_lost(exc: SessionBackendError) -> bool:
-    """Whether the failed call may have been applied by DynamoDB: the request was sent and
-    its answer never arrived."""
-    return isinstance(exc.original_error, (ReadTimeoutError, ConnectionClosedError))
-
-
-def _owned_by(
-    user_id: str, handle: str | None
-) -> tuple[str, dict[str, str], dict[str, AttributeValueTypeDef]]:
-    """An expression on the binding: bound to ``user_id`` (and named ``handle``, when
-    given), with its attribute names and values. It serves as the index Query's key
-    condition and as the condition of a delete."""
-    names = {"#user_id": USER_ID}
-    values: dict[str, AttributeValueTypeDef] = {":user_id": {"S": user_id}}
-    condition = "#user_id = :user_id"
-    if handle is not None:
-        names["#handle"] = HANDLE
-        values[":handle"] = {"S": handle}
-        condition += " AND #handle = :handle"
-    return condition, names, values
-
-
-class _ConditionFailed(Exception):
-    """A write's condition did not hold; callers decide what that means. ``retried`` says
-    botocore sent the write more than once, so the condition may have failed on what the
-    first attempt did."""
-
-    def __init__(self, *, retried: bool = False) -> None:
-        super().__init__()
-        self.retried = retried
