@@ -1,22 +1,31 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   serve the example shop on an embedded local DynamoDB (http://127.0.0.1:5000)
 #   make test   ruff, mypy --strict and the whole suite on moto's server and on dynalite
+#   make soak   gunicorn under load and DynamoDB faults, every answer checked (a few minutes)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ENGINES ?= moto dynalite
+# The soak's length in seconds (CI runs a short one); SOAK_FLAGS=--write-readme rewrites
+# the soak figures on the docs' Security page (docs/security.md) from the run.
+SOAK_SECONDS ?= 240
+SOAK_FLAGS ?=
 # uv installs several times faster than pip (a first `make demo` serves in seconds rather
 # than a minute); it comes from PyPI into the virtualenv, so nothing outside it changes.
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint docs neighbours bench browser screenshot dist clean
+.PHONY: demo lambda-local test lint docs neighbours soak bench browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
+# The virtualenv gets no pip of its own (ensurepip takes seconds; uv does the installs): uv
+# goes in through this Python's pip, or, where that pip is missing or older than 22.3, a
+# virtualenv with pip is made after all.
 $(VENV)/.created:
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check uv 2>/dev/null \
+		|| { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --disable-pip-version-check uv; }
 	touch $@
 
 $(VENV)/.demo-installed: pyproject.toml $(VENV)/.created
@@ -41,6 +50,11 @@ node_modules/.installed: package.json package-lock.json
 
 demo: $(VENV)/.demo-installed
 	$(PY) examples/serve.py
+
+# The Lambda recipe's handler, invoked twice with a sample API Gateway event, on an
+# embedded DynamoDB (or DYNAMODB_ENDPOINT_URL).
+lambda-local: $(VENV)/.demo-installed
+	$(PY) examples/invoke_lambda.py examples/events/http-api-get-visits.json
 
 # The browser tests drive Debian's Chromium through its chromedriver. Installed here when
 # missing and we may (root with apt-get, as on CI); otherwise those tests fail with a
@@ -78,7 +92,13 @@ docs: $(VENV)/.docs-installed
 neighbours:
 	.ci/neighbours
 
-# Refresh the README's picture of the demo, taken by the browser test on dynalite (whose
+# gunicorn serving benchmarks/soak/app.py to many users and devices through the fault proxy,
+# in phases of faults, every answer checked against a model of the acknowledged writes;
+# stops by itself, and exits non-zero on any violation (benchmarks/soak/).
+soak: $(VENV)/.test-installed node_modules/.installed
+	$(PY) -m benchmarks.soak --seconds $(SOAK_SECONDS) $(SOAK_FLAGS)
+
+# Refresh the Quick start page's picture of the demo (docs/demo.png), taken by the browser test on dynalite (whose
 # capacity figures are DynamoDB's).
 screenshot: $(VENV)/.test-installed node_modules/.installed browser
 	DYNAMODB_ENGINE=dynalite DEMO_SCREENSHOT=docs/demo.png \

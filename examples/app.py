@@ -89,6 +89,10 @@ def _form_text(name: str, max_length: int) -> str:
 
 
 def _back_home(message: str) -> Response:
+    # Save now, before promising anything: if DynamoDB fails, this raises and the visitor
+    # gets the 503 without a message saying it worked ("Welcome", "Added"). At the end of
+    # the request the save would fail only after the message was already in the response.
+    _session().save()
     # 303 makes the browser follow up with a GET, so reloading the page does not re-post.
     return notices.leave(redirect(url_for("index"), code=303), message)
 

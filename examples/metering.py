@@ -33,6 +33,9 @@ class RequestCost:
     calls: Counter[str] = field(default_factory=Counter)
     #: Calls DynamoDB refused (a condition that did not hold): billed, but not applied.
     refused: Counter[str] = field(default_factory=Counter)
+    #: Calls that failed with another error (a missing table, a missing permission, a
+    #: throttle), by "Operation: ErrorCode": nothing was done.
+    failed: Counter[str] = field(default_factory=Counter)
     read_units: float = 0.0
     write_units: float = 0.0
 
@@ -46,6 +49,7 @@ class RequestCost:
             "path": self.path,
             "calls": dict(self.calls),
             "refused": dict(self.refused),
+            "failed": dict(self.failed),
             "read_units": self.read_units,
             "write_units": self.write_units,
         }
@@ -57,6 +61,7 @@ class RequestCost:
             path=str(data["path"]),
             calls=Counter({str(k): int(v) for k, v in data["calls"].items()}),
             refused=Counter({str(k): int(v) for k, v in data.get("refused", {}).items()}),
+            failed=Counter({str(k): int(v) for k, v in data.get("failed", {}).items()}),
             read_units=float(data["read_units"]),
             write_units=float(data["write_units"]),
         )
@@ -92,7 +97,11 @@ def _record(http_response: Any, parsed: dict[str, Any], model: OperationModel, *
     operation = model.name
     tally.calls[operation] += 1
     if getattr(http_response, "status_code", 200) >= 300:
-        tally.refused[operation] += 1
+        code = str(parsed.get("Error", {}).get("Code", "") or "error")
+        if code == "ConditionalCheckFailedException":
+            tally.refused[operation] += 1
+        else:
+            tally.failed[f"{operation}: {code}"] += 1
     consumed = parsed.get("ConsumedCapacity") or {}
     units = float(consumed.get("CapacityUnits", 0.0)) if isinstance(consumed, dict) else 0.0
     if operation in READ_OPERATIONS:

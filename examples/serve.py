@@ -15,14 +15,16 @@ Where the sessions go:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from flask import Flask
 
@@ -61,15 +63,45 @@ def _start_embedded_moto() -> tuple[ThreadedMotoServer, str]:
     return server, f"http://{host}:{port}"
 
 
-def _serve(app: Flask, port: int) -> None:
-    """Serve until Ctrl-C or SIGTERM, which end this call by returning or by raising."""
+class PortTaken(Exception):
+    """The port is in use: said in one line, with what to do."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(
+            f"Port {port} on {HOST} is already in use (another demo still running?): "
+            f"stop it, or choose another port, e.g. PORT={port + 1} make demo"
+        )
+
+
+def _check_port(port: int) -> None:
+    """Fail before starting anything when another server listens on the port. (The
+    server binds it again later; ``_bind`` reports the rare port taken in between.)"""
+    with socket.socket() as probe:
+        # As the server binds: a port whose last connections are closing is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortTaken(port) from exc
+            raise
+
+
+def _bind(app: Flask, port: int) -> Callable[[], object]:
+    """Take the port now, so that a taken one is reported before the demo's address is
+    printed; returns what serves until Ctrl-C or SIGTERM (by returning or by raising)."""
     try:
         from waitress import create_server  # type: ignore[import-untyped]
     except ImportError:
-        app.run(host=HOST, port=port)
-    else:
-        # Its run() returns on KeyboardInterrupt and SystemExit, after stopping its threads.
-        create_server(app, host=HOST, port=port).run()
+        return lambda: app.run(host=HOST, port=port)
+    try:
+        server = create_server(app, host=HOST, port=port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortTaken(port) from exc
+        raise
+    # Its run() returns on KeyboardInterrupt and SystemExit, after stopping its threads.
+    return server.run  # type: ignore[no-any-return]
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -86,6 +118,7 @@ def main() -> int:
     moto: ThreadedMotoServer | None = None
     cost_dir = tempfile.TemporaryDirectory(prefix="dynamodb-session-flask-demo-")
     try:
+        _check_port(port)
         endpoint_url = os.environ.get("DYNAMODB_ENDPOINT_URL") or None
         if endpoint_url is not None:
             where = f"the DynamoDB endpoint at {endpoint_url}"
@@ -111,11 +144,15 @@ def main() -> int:
                 "DEMO_CAPACITY_NOTE": capacity_note,
             }
         )
+        serve = _bind(app, port)
         print(f"Sessions: table {table_name!r} in {where}", flush=True)
         print(f"Demo shop: http://{HOST}:{port}/  (Ctrl-C to stop)", flush=True)
-        _serve(app, port)
+        serve()
     except KeyboardInterrupt:
         pass
+    except PortTaken as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 1
     finally:
         # A second SIGTERM while cleaning up kills the process outright.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

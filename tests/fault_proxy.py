@@ -1,24 +1,30 @@
 """A fault-injecting HTTP reverse proxy to put between a boto3 client and a local engine.
 
 Local engines never throttle, fail or hang, so the proxy fakes what DynamoDB does under
-stress: throttling and 500 answers with DynamoDB's exact bodies, slow answers, and
-connections closed without an answer; and what it answers a caller whose IAM policy lacks a
-permission. Everything else is forwarded unchanged.
+stress: throttling and 500 answers with DynamoDB's exact bodies, slow answers, connections
+closed without an answer before the request reaches the engine (``drop``) and after the
+engine applied it (``lose_answer``: the answer is read from the engine and thrown away, and
+the client's connection is reset, so botocore retries a write that already happened); and
+what it answers a caller whose IAM policy lacks a permission. Everything else is forwarded
+unchanged.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
+import random
 import socket
 import struct
 import threading
 import uuid
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -26,6 +32,9 @@ __all__ = [
     "INTERNAL_SERVER_ERROR_BODY",
     "THROTTLING_BODY",
     "FaultProxy",
+    "LostAnswer",
+    "RequestPredicate",
+    "is_conditional",
 ]
 
 THROTTLING_BODY = (
@@ -61,17 +70,59 @@ _HOP_BY_HOP = frozenset(
 _UPSTREAM_TIMEOUT = 60.0
 
 
+#: Decides from a request's JSON body (``{}`` when it has none, or none that parses)
+#: whether a fault applies to it.
+RequestPredicate = Callable[[Mapping[str, Any]], bool]
+
+
+def is_conditional(request: Mapping[str, Any]) -> bool:
+    """A request that carries a ``ConditionExpression`` (a conditional write)."""
+    return "ConditionExpression" in request
+
+
+@dataclass(frozen=True)
+class LostAnswer:
+    """One answer the engine gave and ``lose_answer`` kept from the client."""
+
+    operation: str
+    #: The engine's HTTP status: 200 means it applied the request.
+    status: int
+    #: The request's JSON body, as the engine received it.
+    request: Mapping[str, Any]
+    #: The engine's answer, as the client would have received it.
+    body: bytes
+
+    @property
+    def applied(self) -> bool:
+        return self.status == 200
+
+
 @dataclass
 class _Fault:
-    kind: str  # "throttle", "server_error", "deny", "delay" or "drop"
+    kind: str  # "throttle", "server_error", "deny", "delay", "drop" or "lose_answer"
     remaining: int | None
     operation: str | None
     seconds: float = 0.0
+    when: RequestPredicate | None = None
+    rate: float = 1.0
+    chosen: random.Random = field(default_factory=random.Random)
 
-    def matches(self, operation: str) -> bool:
+    def matches(self, operation: str, request: Mapping[str, Any]) -> bool:
         if self.remaining is not None and self.remaining <= 0:
             return False
-        return self.operation is None or self.operation == operation
+        if self.operation is not None and self.operation != operation:
+            return False
+        if self.when is not None and not self.when(request):
+            return False
+        return self.rate >= 1.0 or self.chosen.random() < self.rate
+
+
+def _json_body(body: bytes) -> Mapping[str, Any]:
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _operation(target: str | None, method: str, path: str) -> str:
@@ -124,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         proxy = self.server.proxy
         operation = _operation(self.headers.get("X-Amz-Target"), self.command, self.path)
-        action = proxy._begin(operation)
+        request = _json_body(body)
+        action = proxy._begin(operation, request)
         if action == "drop":
             self._abort()
             return
@@ -139,6 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if proxy._stopping.is_set():
             self._abort()
+            return
+        if action == "lose_answer":
+            self._forward_and_lose_answer(operation, request, body)
             return
         self._forward(body)
 
@@ -194,6 +249,18 @@ class _Handler(BaseHTTPRequestHandler):
                 if not reused:
                     raise
 
+    def _forward_and_lose_answer(
+        self, operation: str, request: Mapping[str, Any], body: bytes
+    ) -> None:
+        """The engine gets the request and answers; the client gets a reset instead."""
+        try:
+            response, data = self._send_upstream(body)
+        except OSError:
+            self._abort()
+            return
+        self.server.proxy._lost(LostAnswer(operation, response.status, request, data))
+        self._abort()
+
     def _forward(self, body: bytes) -> None:
         try:
             response, data = self._send_upstream(body)
@@ -219,11 +286,17 @@ class FaultProxy:
     """Reverse proxy on 127.0.0.1 forwarding to ``upstream_url``, with injectable faults.
 
     Each fault applies to the next ``n`` matching requests (all of them while ``n`` is None,
-    until ``clear()``), optionally only to one DynamoDB operation such as "GetItem". Delays
-    add up with other faults; the first matching throttle/server_error/drop decides the answer.
+    until ``clear()``), optionally only to one DynamoDB operation such as "GetItem", and
+    with ``rate`` below 1 only to that share of them, chosen at random (``seed`` makes the
+    choice repeatable). Delays add up with other faults; the first matching
+    throttle/server_error/deny/drop/lose_answer decides the answer.
+
+    ``requests`` counts every request by operation, whatever was done to it; ``injected``
+    counts the faults applied, by kind; ``lost_answers`` lists what ``lose_answer`` kept
+    from the client, oldest first.
     """
 
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, seed: int | None = None) -> None:
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or parts.hostname is None:
             raise ValueError(f"upstream must be an http:// URL, got {upstream_url!r}")
@@ -235,8 +308,10 @@ class FaultProxy:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._random = random.Random(seed)
         self.requests: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        self.lost_answers: list[LostAnswer] = []
 
     @property
     def url(self) -> str:
@@ -291,21 +366,52 @@ class FaultProxy:
 
     # Fault controls.
 
-    def throttle(self, n: int | None = None, operation: str | None = None) -> None:
-        self._add(_Fault("throttle", n, operation))
+    def throttle(
+        self, n: int | None = None, operation: str | None = None, *, rate: float = 1.0
+    ) -> None:
+        self._add(_Fault("throttle", n, operation, rate=rate))
 
-    def server_error(self, n: int | None = None, operation: str | None = None) -> None:
-        self._add(_Fault("server_error", n, operation))
+    def server_error(
+        self, n: int | None = None, operation: str | None = None, *, rate: float = 1.0
+    ) -> None:
+        self._add(_Fault("server_error", n, operation, rate=rate))
 
     def deny(self, n: int | None = None, operation: str | None = None) -> None:
         """Answer as DynamoDB does when the caller's IAM policy lacks the permission."""
         self._add(_Fault("deny", n, operation))
 
-    def delay(self, seconds: float, n: int | None = None, operation: str | None = None) -> None:
-        self._add(_Fault("delay", n, operation, seconds))
+    def delay(
+        self,
+        seconds: float,
+        n: int | None = None,
+        operation: str | None = None,
+        *,
+        rate: float = 1.0,
+    ) -> None:
+        self._add(_Fault("delay", n, operation, seconds, rate=rate))
 
-    def drop(self, n: int | None = None, operation: str | None = None) -> None:
-        self._add(_Fault("drop", n, operation))
+    def drop(
+        self, n: int | None = None, operation: str | None = None, *, rate: float = 1.0
+    ) -> None:
+        """Reset the client's connection before the request reaches the engine."""
+        self._add(_Fault("drop", n, operation, rate=rate))
+
+    def lose_answer(
+        self,
+        operation: str | None,
+        times: int | None = 1,
+        *,
+        when: RequestPredicate | None = None,
+        rate: float = 1.0,
+    ) -> None:
+        """Forward the next ``times`` requests of ``operation`` (``None``: any operation,
+        and every matching request until ``clear()`` when ``times`` is None) to the engine,
+        read its answer, then reset the client's connection without sending it: the engine
+        applied the request, and the client sees a connection error, which botocore
+        retries. ``when`` restricts the fault to requests whose JSON body it accepts, e.g.
+        ``is_conditional``. Each answer lost is appended to ``lost_answers``.
+        """
+        self._add(_Fault("lose_answer", times, operation, when=when, rate=rate))
 
     def clear(self) -> None:
         with self._lock:
@@ -319,12 +425,20 @@ class FaultProxy:
         with self._lock:
             self.requests.clear()
             self.injected.clear()
+            self.lost_answers.clear()
 
     def _add(self, fault: _Fault) -> None:
         if fault.remaining is not None and fault.remaining < 0:
             raise ValueError("n must be None or >= 0")
+        if not 0.0 <= fault.rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        fault.chosen = random.Random(self._random.random())
         with self._lock:
             self._faults.append(fault)
+
+    def _lost(self, answer: LostAnswer) -> None:
+        with self._lock:
+            self.lost_answers.append(answer)
 
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
@@ -333,14 +447,14 @@ class FaultProxy:
             else:
                 self._connections.discard(conn)
 
-    def _begin(self, operation: str) -> str | None:
+    def _begin(self, operation: str, request: Mapping[str, Any]) -> str | None:
         """Count the request, sleep for matching delays; return the fault to answer with."""
         delay = 0.0
         action: str | None = None
         with self._lock:
             self.requests[operation] += 1
             for fault in self._faults:
-                if not fault.matches(operation):
+                if not fault.matches(operation, request):
                     continue
                 if fault.kind == "delay":
                     delay += fault.seconds

@@ -46,7 +46,6 @@ BY_DESIGN_NO_VARY = (
     "by design: a response that never used the session has no Vary: Cookie, so public"
     " pages stay cacheable (one that does is Cache-Control: private)"
 )
-ON_THE_SECURITY_BRANCH = "fixed on the security branch"
 
 SKIPPED: Mapping[str, Mapping[str, str]] = {
     "flask": {
@@ -60,7 +59,6 @@ SKIPPED: Mapping[str, Mapping[str, str]] = {
         "tests/test_basic.py::test_session_expiration": BY_DESIGN_TIMEOUTS,
         "tests/test_basic.py::test_session_cookie_setting": BY_DESIGN_SLIDING,
         "tests/test_basic.py::test_session_refresh_vary": BY_DESIGN_NO_VARY,
-        "tests/test_basic.py::test_session_accessed": ON_THE_SECURITY_BRANCH,
     },
     "flask-login": {},
     "flask-wtf": {},

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from flask import session
+from flask import jsonify, session
 from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface
+from markupsafe import Markup
 
 from dynamodb_session_flask import codec
 from dynamodb_session_flask.changes import ChangeTracker
@@ -90,3 +93,110 @@ def test_changes_after_a_manual_save_are_saved_too(make_app: AppFactory) -> None
     client = app.test_client()
     client.get("/save-mid-way")
     assert client.get("/get").json == {"cart": ["first", "second"]}
+
+
+def shape(value: Any) -> Any:
+    """``value`` with every type spelled out, so that equal values of other types differ."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [shape(item) for item in value])
+    return (type(value).__name__, value)
+
+
+#: A value, and one of another type whose plain JSON text is the same.
+SAME_TEXT_OTHER_TYPE = {
+    "str to Markup": ("<b>x</b>", Markup("<b>x</b>")),
+    "Markup to str": (Markup("<b>x</b>"), "<b>x</b>"),
+    "list to tuple": ([1, "a"], (1, "a")),
+    "tuple to list": ((1, "a"), [1, "a"]),
+    "nested list to tuple": ({"a": [[1], 2]}, {"a": [(1,), 2]}),
+    "nested str to Markup": ([{"m": "<i>"}], [{"m": Markup("<i>")}]),
+}
+
+
+@pytest.mark.parametrize("interface", ["Flask's cookie session", "DynamoDbSession"])
+@pytest.mark.parametrize(
+    ("before", "after"), list(SAME_TEXT_OTHER_TYPE.values()), ids=list(SAME_TEXT_OTHER_TYPE)
+)
+def test_a_value_replaced_by_another_type_with_the_same_json_is_saved(
+    make_app: AppFactory, interface: str, before: Any, after: Any
+) -> None:
+    app, _ = make_app()
+    if interface != "DynamoDbSession":
+        app.secret_key = "test key"
+        app.session_interface = SecureCookieSessionInterface()
+    values = [before, after]
+
+    @app.route("/store/<int:which>")
+    def store(which: int) -> str:
+        session["v"] = values[which]
+        return "ok"
+
+    @app.route("/shape")
+    def read_shape() -> Any:
+        return jsonify(shape(session["v"]))
+
+    client = app.test_client()
+    client.get("/store/0")
+    assert client.get("/shape").json == json.loads(json.dumps(shape(before)))
+    client.get("/store/1")
+    assert client.get("/shape").json == json.loads(json.dumps(shape(after)))
+
+
+def test_a_type_changed_in_place_inside_a_value_is_saved(make_app: AppFactory) -> None:
+    app, calls = make_app()
+
+    @app.route("/store")
+    def store() -> str:
+        session["v"] = {"rows": [[1, 2]], "note": "<i>"}
+        return "ok"
+
+    @app.route("/retype")
+    def retype() -> str:
+        value = session["v"]
+        value["rows"][0] = (1, 2)
+        value["note"] = Markup("<i>")
+        return "ok"
+
+    @app.route("/types")
+    def types() -> Any:
+        value = session["v"]
+        return jsonify(row=type(value["rows"][0]).__name__, note=type(value["note"]).__name__)
+
+    client = app.test_client()
+    client.get("/store")
+    calls.clear()
+    client.get("/retype")
+    assert calls == {"GetItem": 1, "UpdateItem": 1}
+    assert client.get("/types").json == {"row": "tuple", "note": "Markup"}
+    calls.clear()
+    client.get("/types")
+    assert calls == {"GetItem": 1}, "reading values that hold tags writes nothing"
+
+
+def test_a_value_changed_back_after_a_manual_save_is_saved(make_app: AppFactory) -> None:
+    app, _ = make_app()
+
+    @app.route("/there-and-back")
+    def there_and_back() -> str:
+        cart = session["cart"]
+        cart.append("pen")
+        session.save()  # type: ignore[attr-defined]
+        cart.remove("pen")  # as loaded again, but no longer as stored
+        return "ok"
+
+    @app.route("/change-through-an-old-reference")
+    def change_through_an_old_reference() -> str:
+        cart = session["cart"]
+        session.save()  # type: ignore[attr-defined]
+        cart.append("ink")
+        session["cart"]  # handed out again, changed since it was stored
+        return "ok"
+
+    client = app.test_client()
+    client.get("/append/cart/book")
+    client.get("/there-and-back")
+    assert client.get("/get").json == {"cart": ["book"]}
+    client.get("/change-through-an-old-reference")
+    assert client.get("/get").json == {"cart": ["book", "ink"]}

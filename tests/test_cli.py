@@ -186,30 +186,44 @@ def test_stats_counts_sessions_by_state(aged, admin_client, table_name: str) -> 
 def test_purge_expired_deletes_only_expired_sessions(aged, admin_client, table_name: str) -> None:
     app, _, clients = aged
 
-    dry = succeeded(run(app, "purge-expired", "--dry-run"))
+    dry = succeeded(run(app, "purge-expired", "--dry-run", "--margin", "5"))
     assert "Dry run: 3 expired sessions would be deleted" in dry
     assert item_count(admin_client, table_name) == 5
 
-    output = succeeded(run(app, "purge-expired", "--segments", "2"))
+    output = succeeded(run(app, "purge-expired", "--segments", "2", "--margin", "5"))
 
     assert f"Deleted 3 expired sessions from '{table_name}'." in output
     assert item_count(admin_client, table_name) == 2
     assert is_logged_in(clients["bob"])
     assert clients["anonymous-new"].get("/get").json == {"cart": "pen"}
-    assert "Deleted 0 expired sessions" in succeeded(run(app, "purge-expired"))
+    assert "Deleted 0 expired sessions" in succeeded(run(app, "purge-expired", "--margin", "5"))
 
 
-def test_purge_applies_a_shortened_timeout(aged, admin_client, table_name: str) -> None:
+def test_purge_waits_the_margin_past_each_expiry(aged, admin_client, table_name: str) -> None:
     app, clock, _ = aged
-    # Redeployed with a 30 s idle timeout: the t=50 sessions, idle for 60 s, are dead too.
+    # Expired 10 s ago: within the default margin of 300 s, so kept for now.
+    assert "Deleted 0 expired sessions" in succeeded(run(app, "purge-expired"))
+    clock.advance(300)
+    assert "Deleted 3 expired sessions" in succeeded(run(app, "purge-expired"))
+
+
+def test_purge_never_applies_the_commands_shorter_timeout(
+    aged, admin_client, table_name: str
+) -> None:
+    app, clock, clients = aged
+    # The command run with a 30 s idle timeout while the application keeps 100 s: the t=50
+    # sessions, idle for 60 s, are live for the application and must stay.
     shorter = Flask(__name__)
     shorter.config.update(app.config, SESSION_DYNAMODB_IDLE_TIMEOUT=30)
-    redeployed = FrozenClockSession(client=clock._client)  # type: ignore[attr-defined]
-    redeployed.current = clock.current
-    shorter.session_interface = redeployed
+    command = FrozenClockSession(client=clock._client)  # type: ignore[attr-defined]
+    command.current = clock.current
+    shorter.session_interface = command
 
-    assert "Deleted 5 expired sessions" in succeeded(run(shorter, "purge-expired"))
-    assert item_count(admin_client, table_name) == 0
+    output = succeeded(run(shorter, "purge-expired", "--margin", "5"))
+
+    assert "Deleted 3 expired sessions" in output
+    assert is_logged_in(clients["bob"])
+    assert clients["anonymous-new"].get("/get").json == {"cart": "pen"}
 
 
 # -- end-user ---------------------------------------------------------------------------------

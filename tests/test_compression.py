@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 import zlib
 
 import pytest
 
 from dynamodb_session_flask import compression
+from dynamodb_session_flask.records import ITEM_SIZE_LIMIT
 
 from .conftest import random_text
 
@@ -23,7 +25,7 @@ def test_large_json_is_compressed_and_comes_back_unchanged() -> None:
     packed = compression.compress(CART, 512)
     assert packed is not None
     assert len(packed) * 3 <= len(CART) * 2
-    assert compression.decompress(packed) == CART
+    assert compression.decompress(packed, ITEM_SIZE_LIMIT) == CART
 
 
 def test_stored_bytes_are_a_standard_zlib_stream() -> None:
@@ -64,14 +66,41 @@ def test_non_ascii_text_round_trips() -> None:
     text = json.dumps(["héllo ✓ 日本語"] * 100, ensure_ascii=False)
     packed = compression.compress(text, 512)
     assert packed is not None
-    assert compression.decompress(packed) == text
+    assert compression.decompress(packed, ITEM_SIZE_LIMIT) == text
 
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"not zlib", zlib.compress(b"\xff\xfe not utf-8")],
-    ids=["empty", "garbage", "bytes"],
+    [
+        b"",
+        b"not zlib",
+        zlib.compress(b"\xff\xfe not utf-8"),
+        zlib.compress(b"cut short")[:-3],
+        zlib.compress(b"trailing") + b"junk",
+    ],
+    ids=["empty", "garbage", "bytes", "truncated", "trailing"],
 )
 def test_data_that_is_not_compressed_text_is_a_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
-        compression.decompress(data)
+        compression.decompress(data, ITEM_SIZE_LIMIT)
+
+
+def test_text_up_to_the_limit_decompresses_and_past_it_is_refused() -> None:
+    packed = zlib.compress(b"a" * 1000)
+    assert compression.decompress(packed, 1000) == "a" * 1000
+    with pytest.raises(ValueError, match="more than 999 bytes"):
+        compression.decompress(packed, 999)
+
+
+def test_a_small_stream_of_a_huge_text_never_takes_more_than_the_limit() -> None:
+    # 64 MB of text in about 64 KB of zlib: a value that fits in an item many times.
+    bomb = zlib.compress(b" " * (64 << 20), 9)
+    assert len(bomb) < ITEM_SIZE_LIMIT
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError):
+            compression.decompress(bomb, ITEM_SIZE_LIMIT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * ITEM_SIZE_LIMIT

@@ -1,5 +1,6 @@
-"""Flask's own session tests (tests/test_basic.py in Flask's repository), run against this
-session interface: what an application written for Flask's cookie session expects."""
+"""Flask's own session tests (tests/test_basic.py in Flask's repository, 3.0.3 and 3.1.3),
+run against this session interface: what an application written for Flask's cookie session
+expects. Flask's tests are as written, with the app and client of this suite."""
 
 from __future__ import annotations
 
@@ -8,9 +9,83 @@ from datetime import datetime, timezone
 from typing import Any
 
 import flask
+import pytest
+from flask.globals import request_ctx
+from flask.testing import FlaskClient
 from markupsafe import Markup
 
+from dynamodb_session_flask import DynamoDbSession
+
 from .conftest import AppFactory
+from .engines import LocalEngine, engine_client
+
+
+@pytest.fixture
+def app(engine: LocalEngine, table_name: str) -> flask.Flask:
+    """Flask's own ``app`` fixture, with this package's session interface on this test's
+    table (and no routes of this suite's)."""
+    app = flask.Flask("flask_test")
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test key",
+        SESSION_DYNAMODB_TABLE_NAME=table_name,
+        SESSION_DYNAMODB_OVERRIDE_COOKIE_SECURE=False,
+    )
+    app.session_interface = DynamoDbSession(client=engine_client(engine.endpoint_url))
+    return app
+
+
+@pytest.fixture
+def client(app: flask.Flask) -> FlaskClient:
+    return app.test_client()
+
+
+# Flask 3.1 sets ``accessed`` on every use of the ``flask.session`` proxy and keeps the
+# session on the request context as ``_session``; the test below is from 3.1.
+FLASK_3_1 = isinstance(getattr(flask.ctx.RequestContext, "session", None), property)
+
+
+@pytest.mark.skipif(not FLASK_3_1, reason="Flask 3.1's test")
+def test_session_accessed(app: flask.Flask, client: FlaskClient) -> None:
+    @app.post("/")
+    def do_set() -> str:
+        flask.session["value"] = flask.request.form["value"]
+        return "value set"
+
+    @app.get("/")
+    def do_get() -> Any:
+        return flask.session.get("value", "None")
+
+    @app.get("/nothing")
+    def do_nothing() -> str:
+        return ""
+
+    with client:
+        rv = client.get("/nothing")
+        assert "cookie" not in rv.vary
+        assert not request_ctx._session.accessed
+        assert not request_ctx._session.modified
+
+    with client:
+        rv = client.post(data={"value": "42"})
+        assert rv.text == "value set"
+        assert "cookie" in rv.vary
+        assert request_ctx._session.accessed
+        assert request_ctx._session.modified
+
+    with client:
+        rv = client.get()
+        assert rv.text == "42"
+        assert "cookie" in rv.vary
+        assert request_ctx._session.accessed
+        assert not request_ctx._session.modified
+
+    with client:
+        rv = client.get("/nothing")
+        assert rv.text == ""
+        assert "cookie" not in rv.vary
+        assert not request_ctx._session.accessed
+        assert not request_ctx._session.modified
 
 
 def test_session_vary_cookie(make_app: AppFactory) -> None:
@@ -125,3 +200,22 @@ def test_session_special_types(make_app: AppFactory) -> None:
         assert s["t_tag"] == {" t": "not-a-tuple"}
         assert s["di_t_tag"] == {" t__": "not-a-tuple"}
         assert s["di_tag"] == {" di": "not-a-dict"}
+
+
+def test_modified_stays_true_for_the_rest_of_a_request_that_wrote(make_app: AppFactory) -> None:
+    # Not one of Flask's tests: what test_session_accessed checks of ``modified``, on every
+    # Flask version, and for a change made inside a value too.
+    app, _ = make_app()
+    seen = []
+
+    @app.teardown_request
+    def after_the_save(_: BaseException | None) -> None:
+        seen.append(flask.session.modified)
+
+    client = app.test_client()
+    client.get("/set?a=1")
+    client.get("/get")
+    client.get("/append/cart/book")
+    client.get("/append/cart/pen")
+
+    assert seen == [True, False, True, True]

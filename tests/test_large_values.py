@@ -1,20 +1,24 @@
 """Large values: stored compressed when that pays, read back whichever way they were stored,
-written as per-key deltas, and counted at their stored size against the 400 KB limit."""
+written as per-key deltas, counted as text against the 400 KB limit, and a stored value
+that cannot be read back ends its session instead of failing the request."""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import time
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask, jsonify, request, session
 
-from dynamodb_session_flask import SessionTooLargeError, codec
-from dynamodb_session_flask.ids import storage_key
+from dynamodb_session_flask import SessionTooLargeError, codec, compression
+from dynamodb_session_flask.ids import loggable_id, storage_key
+from dynamodb_session_flask.records import ITEM_SIZE_LIMIT
 
-from .conftest import AppFactory, CallCounter, item_count, random_text
+from .conftest import AppFactory, CallCounter, error_lines, item_count, random_text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -158,20 +162,37 @@ def test_only_changed_keys_are_written(
     assert client.get("/get").json == {"cart": cart(41), "wishlist": ["from another request"]}
 
 
-def test_compressed_size_counts_against_the_item_limit(
+def prose(characters: int, seed: int = 0) -> str:
+    """Ordinary text: words of a small vocabulary, which zlib shrinks to about a third."""
+    words = "the of and a to in is you that it he was for on are as with his they".split()
+    rng = random.Random(seed)
+    text = " ".join(rng.choice(words) for _ in range(characters // 3))
+    return text[:characters]
+
+
+def test_compression_never_lets_more_than_the_item_limit_in(
     shop: tuple[Flask, CallCounter], admin_client: DynamoDBClient, table_name: str
 ) -> None:
     app, calls = shop
     client = app.test_client()
-    big = cart(5700)
-    assert len(codec.encode_value("cart", big)) > 590_000, "as text, far over the item limit"
+    chunk = prose(300_000)
+    assert len(compression.compress(json.dumps(chunk)) or b"") < 150_000, "it compresses"
+    assert client.post("/put-json/notes", json=[chunk]).status_code == 200
 
-    assert client.post("/put-json/cart", json=big).status_code == 200
-    # A later delta is checked against the stored size too, not the text's.
-    assert client.post("/put-json/note", json="hello").status_code == 200
+    # Stored compressed, a second chunk would fit; as text the session would not.
+    calls.clear()
+    with pytest.raises(SessionTooLargeError) as raised:
+        client.post("/append-json/notes", json=chunk)
+    assert raised.value.size > raised.value.limit
+    assert calls == {"GetItem": 1}, "refused before any write"
+    assert client.get("/length/notes").json == 1, "what was stored is kept"
 
-    assert set(stored_values(admin_client, table_name)["cart"]) == {"B"}
-    assert client.get("/get").json == {"cart": big, "note": "hello"}
+    # A new session too: a cart whose text is over the limit, however well it compresses.
+    calls.clear()
+    with pytest.raises(SessionTooLargeError):
+        app.test_client().post("/put-json/cart", json=cart(5700))
+    assert calls.total() == 0
+    assert item_count(admin_client, table_name) == 1
 
 
 def test_incompressible_value_over_the_limit_is_refused_before_any_write(
@@ -206,30 +227,62 @@ def test_threshold_zero_stores_text_and_still_reads_compressed_values(
     assert reader.get("/get").json == {"cart": cart(41)}
 
 
-def test_stored_value_that_does_not_decompress_is_a_malformed_item(
+#: Stored forms that cannot be read back: what replaces the item's ``data.cart`` (or, for
+#: ``data``, the whole map).
+UNDECODABLE: dict[str, tuple[str, dict[str, Any]]] = {
+    "not zlib": ("data.cart", {"B": b"not a zlib stream"}),
+    "zlib of text that is not JSON": ("data.cart", {"B": zlib.compress(b"not JSON " * 100)}),
+    "zlib of bytes that are not UTF-8": ("data.cart", {"B": zlib.compress(b"\xff\xfe" * 100)}),
+    "zlib of JSON past the item limit": (
+        "data.cart",
+        {"B": zlib.compress(json.dumps("a" * ITEM_SIZE_LIMIT).encode())},
+    ),
+    "text that is not JSON": ("data.cart", {"S": "not JSON"}),
+    "a tag whose content is wrong": ("data.cart", {"S": '{" t":5}'}),
+    "JSON nested too deep to decode": ("data.cart", {"S": "[" * 100_000 + "]" * 100_000}),
+    "a number": ("data.cart", {"N": "1"}),
+    "data as one text, not a map": ("data", {"S": '{"cart": []}'}),
+}
+
+
+@pytest.mark.parametrize(("path", "stored"), list(UNDECODABLE.values()), ids=list(UNDECODABLE))
+def test_stored_value_that_cannot_be_read_back_ends_the_session(
     shop: tuple[Flask, CallCounter],
     admin_client: DynamoDBClient,
     table_name: str,
     caplog: pytest.LogCaptureFixture,
+    path: str,
+    stored: dict[str, Any],
 ) -> None:
     app, _ = shop
     client = app.test_client()
     client.post("/put-json/cart", json=CART)
-    key = storage_key(client.get_cookie("id").value)  # type: ignore[union-attr]
+    client.get("/set?user=ann")
+    sid = client.get_cookie("id").value  # type: ignore[union-attr]
     admin_client.update_item(
         TableName=table_name,
-        Key={"id": {"S": key}},
-        UpdateExpression="SET #d.#c = :c",
-        ExpressionAttributeNames={"#d": "data", "#c": "cart"},
-        ExpressionAttributeValues={":c": {"B": b"not a zlib stream"}},
+        Key={"id": {"S": storage_key(sid)}},
+        UpdateExpression="SET " + ".".join(f"#{name}" for name in path.split(".")) + " = :v",
+        ExpressionAttributeNames={f"#{name}": name for name in path.split(".")},
+        ExpressionAttributeValues={":v": stored},  # type: ignore[dict-item]
     )
 
-    with caplog.at_level(logging.WARNING, logger="dynamodb_session_flask"):
+    with caplog.at_level(logging.INFO, logger="dynamodb_session_flask"):
         response = client.get("/get")
 
     assert response.status_code == 200
-    assert response.json == {}
-    assert "malformed session item" in caplog.text
+    assert response.json == {}, "a new session, not a 500 and not part of the old one"
+    errors = error_lines(caplog)
+    assert len(errors) == 1
+    assert loggable_id(sid)[:16] in errors[0]
+    assert path == "data" or "'cart'" in errors[0], "the key is named"
+    assert sid not in caplog.text
+    assert item_count(admin_client, table_name) == 0, "the old record is ended"
+    assert client.get_cookie("id") is None, "and the client's id expired"
+
+    assert client.get("/set?user=bob").json == {"user": "bob"}
+    assert client.get_cookie("id").value != sid  # type: ignore[union-attr]
+    assert client.get("/get").json == {"user": "bob"}
 
 
 def test_change_to_more_keys_than_a_delta_holds_stores_large_values_compressed(

@@ -30,6 +30,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.user_id_key == "_user_id"  # Flask-Login's
     assert settings.record_user_agent is True
     assert settings.user_index_name == "user-index"
+    assert settings.migrate_v1 is False
 
 
 def test_flask_defaults_keep_the_absolute_default() -> None:
@@ -91,6 +92,7 @@ INVALID: list[tuple[str, Any]] = [
     ("SESSION_DYNAMODB_RECORD_USER_AGENT", "no"),
     ("SESSION_DYNAMODB_USER_INDEX_NAME", "ix"),
     ("SESSION_DYNAMODB_USER_INDEX_NAME", "bad index"),
+    ("SESSION_DYNAMODB_MIGRATE_V1", "true"),
 ]
 
 

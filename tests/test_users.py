@@ -4,6 +4,7 @@ would use them."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict
 from typing import Any, Callable, TypeVar
@@ -486,6 +487,57 @@ def test_a_user_id_that_cannot_bind_is_logged_not_fatal(
     assert "cannot bind the session to a user" in caplog.text
     assert client.get("/get").json == {"_user_id": ["not", "an", "id"]}
     assert client.get("/devices").json == []
+
+
+TOO_LONG_USER_IDS = {
+    "str of 1025 bytes": "é" * 512 + "x",
+    "int of 2100 digits": 10**2099,
+    "negative int of 1024 digits": -(10**1023),
+}
+
+
+@pytest.mark.parametrize("user_id", list(TOO_LONG_USER_IDS.values()), ids=list(TOO_LONG_USER_IDS))
+def test_a_user_id_past_the_key_limit_never_makes_a_session_unwritable(
+    users_app, admin_client, table_name: str, caplog: pytest.LogCaptureFixture, user_id: Any
+) -> None:
+    app, _ = users_app
+
+    @app.route("/long-login")
+    def long_login() -> Any:
+        sess.regenerate()
+        sess["_user_id"] = user_id
+        sess["cart"] = ["book"]
+        return "ok"
+
+    client = browser(app, "Browser")
+    client.get("/set?theme=dark")
+    with caplog.at_level(logging.WARNING, logger="dynamodb_session_flask"):
+        assert client.get("/long-login").status_code == 200
+        assert client.get("/set?theme=light").status_code == 200
+        assert client.get("/regenerate").status_code == 200
+    warnings = [r for r in caplog.records if "cannot bind the session" in r.getMessage()]
+    assert len(warnings) == 1, "one warning, when the id is stored"
+
+    assert client.get("/get").json == {"_user_id": user_id, "cart": ["book"], "theme": "light"}
+    (item,) = admin_client.scan(TableName=table_name, ConsistentRead=True)["Items"]
+    assert "user_id" not in item
+    assert client.get("/devices").json == []
+    with app.app_context(), pytest.raises(ValueError, match="at most 1024 bytes"):
+        list_user_sessions(user_id)
+
+
+def test_an_int_user_id_of_1024_digits_binds(users_app) -> None:
+    app, _ = users_app
+    user_id = 10**1023
+
+    @app.route("/long-login")
+    def long_login() -> Any:
+        sess["_user_id"] = user_id
+        return "ok"
+
+    client = browser(app, "Browser")
+    assert client.get("/long-login").status_code == 200
+    assert len(devices(client, expected=1)) == 1
 
 
 # -- with Flask-Login, whose key is the default ----------------------------------------------

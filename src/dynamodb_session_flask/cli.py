@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import maintenance, users
+from .context import SessionContext, build_context, context_of
+from .diagnose import explain
 from .errors import SessionBackendError, SessionError
-from .interface import DynamoDbSession
-from .session import SessionContext
 from .table import INDEX_WAIT_SECONDS, add_user_index, create_table
 
 if TYPE_CHECKING:
@@ -32,19 +33,14 @@ if TYPE_CHECKING:
 
 cli = AppGroup("dynamodb-session", help="Operate this application's DynamoDB session table.")
 
-#: IAM permission hints for the operations the commands use.
-_PERMISSIONS = {
-    "Query": "dynamodb:Query on the table's index ARN (table/NAME/index/*)",
-}
-
 
 def _context() -> SessionContext:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    interface = app.session_interface
-    if not isinstance(interface, DynamoDbSession):
+    context = context_of(app)
+    if context is None:
         # An app that has not installed the interface: its settings still name the table.
-        interface = DynamoDbSession()
-    return interface.context(app)
+        context = build_context(app.config, clock=time.time)
+    return context
 
 
 def _client(context: SessionContext) -> DynamoDBClient:
@@ -63,34 +59,13 @@ def _reported(context: SessionContext) -> Iterator[None]:
     try:
         yield
     except SessionBackendError as exc:
-        raise click.ClickException(_explain(exc.original_error, table, exc.operation)) from exc
+        raise click.ClickException(explain(exc.original_error, table, exc.operation)) from exc
     except (ClientError, BotoCoreError) as exc:
-        raise click.ClickException(_explain(exc, table)) from exc
+        raise click.ClickException(explain(exc, table)) from exc
     except SessionError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         logger.removeHandler(quiet)
-
-
-def _explain(exc: BaseException, table: str, operation: str = "") -> str:
-    if not isinstance(exc, ClientError):
-        if isinstance(exc, BotoCoreError):
-            return f"cannot reach DynamoDB: {exc}"
-        return f"DynamoDB {operation} failed: {exc}"
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "")
-    message = error.get("Message", "")
-    operation = exc.operation_name or operation
-    if code == "ResourceNotFoundException":
-        return (
-            f"table {table!r} not found ({operation}: {message}); create it with "
-            f"`flask dynamodb-session create-table`, or check SESSION_DYNAMODB_TABLE_NAME "
-            f"and SESSION_DYNAMODB_ENDPOINT_URL"
-        )
-    if code in ("AccessDeniedException", "UnauthorizedOperation"):
-        permission = _PERMISSIONS.get(operation, f"dynamodb:{operation} on table {table!r}")
-        return f"access denied: {operation} needs the IAM permission {permission} ({message})"
-    return f"DynamoDB {operation} on table {table!r} failed: {code}: {message}"
 
 
 class _Bar:
@@ -105,12 +80,23 @@ class _Bar:
             self._bar.update(count)
 
 
-def _progressbar(client: DynamoDBClient, table: str, label: str) -> Any:
-    """A progress bar over the table's items, on stderr so that stdout stays the result;
-    click shows it only on a terminal."""
+@contextmanager
+def _progressbar(client: DynamoDBClient, table: str, label: str) -> Iterator[Any]:
+    """A progress bar over the table's items, on stderr so that stdout stays the result,
+    only when stderr is a terminal: in a pipe, a log or a cron mail it prints nothing
+    (click would still print its label) and costs no DescribeTable."""
+    if not sys.stderr.isatty():
+        yield _NoBar()
+        return
     # DynamoDB refreshes ItemCount about every six hours: an estimate only.
     count = client.describe_table(TableName=table)["Table"].get("ItemCount", 0)
-    return click.progressbar(length=max(1, int(count)), label=label, file=sys.stderr)
+    with click.progressbar(length=max(1, int(count)), label=label, file=sys.stderr) as bar:
+        yield bar
+
+
+class _NoBar:
+    def update(self, count: int) -> None:
+        pass
 
 
 _SEGMENTS = click.option(
@@ -235,11 +221,21 @@ def stats_command(segments: int) -> None:
 
 @cli.command("purge-expired")
 @click.option("--dry-run", is_flag=True, help="Count the expired sessions, delete nothing.")
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0),
+    default=maintenance.DEFAULT_MARGIN,
+    show_default=True,
+    help="Seconds past its expiry before a session is deleted: at least how far this "
+    "machine's clock may be ahead of the application servers'.",
+)
 @_SEGMENTS
-def purge_expired_command(dry_run: bool, segments: int) -> None:
+def purge_expired_command(dry_run: bool, margin: float, segments: int) -> None:
     """Delete expired sessions: for engines or tables without TTL, or to not wait for
-    TTL's lag. A parallel Scan (reads the whole table) and BatchWriteItem deletes; only
-    sessions whose expiry has passed are deleted."""
+    TTL's lag. A parallel Scan (reads the whole table), then one conditional DeleteItem
+    per session that expired, by its own stored timeouts, at least --margin seconds ago
+    and has not been used since the Scan. This application's timeout settings are not
+    applied: the command never ends a session an application still serves."""
     context = _context()
     table = context.settings.table_name
     with _reported(context):
@@ -248,8 +244,8 @@ def purge_expired_command(dry_run: bool, segments: int) -> None:
             result = maintenance.purge_expired(
                 client,
                 table,
-                context.settings,
                 context.clock,
+                margin=margin,
                 dry_run=dry_run,
                 segments=segments,
                 progress=_Bar(bar),
@@ -258,6 +254,8 @@ def purge_expired_command(dry_run: bool, segments: int) -> None:
         click.echo(f"Dry run: {result.expired} expired sessions would be deleted from {table!r}.")
     else:
         click.echo(f"Deleted {result.deleted} expired sessions from {table!r}.")
+        if result.kept:
+            click.echo(f"Left {result.kept} alone: changed or gone since the Scan found them.")
 
 
 @cli.command("end-user")
@@ -272,5 +270,5 @@ def end_user_command(user_id: str) -> None:
     if bound is None:
         raise click.BadParameter("must be a non-empty user id", param_hint="USER_ID")
     with _reported(context):
-        ended = users.end_sessions(context, bound)
+        ended = users.end_sessions(context, bound).ended
     click.echo(f"Ended {ended} sessions of user {user_id!r}.")

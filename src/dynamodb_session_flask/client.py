@@ -12,6 +12,7 @@ from __future__ import annotations
 # The first connection to a host name loads Python's IDNA codec (about 2 ms); loading it
 # with the client keeps that out of the first request.
 import encodings.idna  # noqa: F401
+import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -19,10 +20,14 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from .diagnose import NO_CREDENTIALS
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 else:
     DynamoDBClient = Any
+
+logger = logging.getLogger("dynamodb_session_flask")
 
 #: Pool size: enough for a threaded server's workers to share one client without queueing.
 MAX_POOL_CONNECTIONS = 50
@@ -81,6 +86,13 @@ class ClientProvider:
                     "dynamodb", endpoint_url=self._endpoint_url, config=self._config
                 )
                 _parse_models(client)
+                # Resolved (and cached) while the client was built: free to ask. Without
+                # credentials every call fails before leaving the process; say so now.
+                if session.get_credentials() is None:
+                    logger.warning(
+                        "%s; until then every request that uses a session answers 503",
+                        NO_CREDENTIALS,
+                    )
                 self._client, self._pid = client, pid
             return self._client
 

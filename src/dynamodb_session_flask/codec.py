@@ -10,9 +10,12 @@ gives the same text and unchanged values can be recognised by comparing texts.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from flask.json.tag import TaggedJSONSerializer
+
+from .errors import UndecodableDataError
 
 _serializer = TaggedJSONSerializer()
 # Every tag is a one-key object whose key starts with a space, serialized as '{" ' (a quote
@@ -75,20 +78,44 @@ def decode_value(text: str) -> Any:
     return _serializer.loads(text)
 
 
+def decode_values(texts: Mapping[str, str]) -> dict[str, Any]:
+    """Deserialize a stored session's values.
+
+    :raises UndecodableDataError: naming the key of a text that is not tagged JSON.
+    """
+    values = {}
+    for key, text in texts.items():
+        try:
+            values[key] = decode_value(text)
+        except Exception as exc:
+            # Stored text can be anything (an older layout, a hand edit, a bad
+            # migration), and a tag's decoder fails on bad content with whatever its type
+            # raises (TypeError, binascii.Error, RecursionError, ...): each of them means
+            # the value cannot be read back. Only the type is kept: the message may quote
+            # the stored content.
+            raise UndecodableDataError(
+                f"stored value of key {key!r}: {type(exc).__name__}"
+            ) from exc
+    return values
+
+
 def still_encodes_to(value: Any, text: str) -> bool:
     """Whether ``value`` is unchanged from the stored ``text``, checked with one C-speed
     JSON encoding instead of a full tagged serialization.
 
-    Only decides for tag-free text; ``False`` means "serialize it to find out". It cannot
-    tell a nested list from a tuple of the same items, or a ``str`` from ``Markup``.
+    Only decides for tag-free text; ``False`` means "serialize it to find out".
     """
     if _TAG_MARK in text:
         return False
     try:
-        return _dumps(value) == text
+        same_text = _dumps(value) == text
     except (TypeError, ValueError):
         # Holds a type that needs a tag (datetime, bytes, ...), so it was changed.
         return False
+    # Plain JSON text cannot tell a tuple from a list nor Markup from a str: the same text
+    # is the same value only when every type in it is JSON's own. Checked last, so only
+    # a value that seems unchanged pays for the walk.
+    return same_text and _needs_no_tags(value)
 
 
 def check_key(key: object) -> str:

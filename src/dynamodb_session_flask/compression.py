@@ -51,12 +51,28 @@ def compress(text: str, threshold: int = DEFAULT_THRESHOLD) -> bytes | None:
     return packed
 
 
-def decompress(data: bytes) -> str:
-    """The text stored as ``data`` by :func:`compress`.
+def decompress(data: bytes, limit: int) -> str:
+    """The text stored as ``data`` by :func:`compress`, at most ``limit`` bytes of it.
 
-    :raises ValueError: when ``data`` is not a zlib stream of UTF-8 text.
+    A few kilobytes of zlib can stand for hundreds of megabytes of text, and the stored
+    bytes are whatever the table holds: decompressing never produces more than ``limit``
+    bytes, so a value that would is refused before it takes the memory.
+
+    :raises ValueError: when ``data`` is not one complete zlib stream of UTF-8 text of at
+        most ``limit`` bytes.
     """
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(data).decode()
+        # One byte over the limit tells "exactly the limit" from "more than it".
+        text = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
         raise ValueError(f"not a zlib stream: {exc}") from exc
+    if len(text) > limit:
+        raise ValueError(f"decompresses to more than {limit} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise ValueError("not one complete zlib stream")
+    try:
+        return text.decode()
+    except UnicodeDecodeError as exc:
+        # Its message quotes the stored bytes.
+        raise ValueError("not UTF-8 text") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 from werkzeug.exceptions import ServiceUnavailable
 
 
@@ -9,15 +10,19 @@ class SessionError(Exception):
     """Root of the package's exceptions."""
 
 
-class ConfigError(SessionError, ValueError):
+class ConfigError(SessionError, ValueError, click.ClickException):
     """A ``SESSION_DYNAMODB_*`` setting (or a constructor argument) is invalid.
 
     Raised when the settings are first read for an application, before any session is
     opened. ``setting`` names the offending configuration key.
+
+    It is also a ``click.ClickException``: under the ``flask`` command (``flask run``,
+    ``flask dynamodb-session ...``), even raised while the app is imported, it prints as
+    one ``Error:`` line with exit code 1 instead of a traceback.
     """
 
     def __init__(self, setting: str, message: str) -> None:
-        super().__init__(f"{setting}: {message}")
+        click.ClickException.__init__(self, f"{setting}: {message}")
         self.setting = setting
 
 
@@ -52,6 +57,13 @@ class SessionTooLargeError(SessionError):
         )
         self.size = size
         self.limit = limit
+
+
+class UndecodableDataError(SessionError):
+    """A stored session value cannot be read back: not text or a zlib stream of it, not
+    tagged JSON, or larger decoded than a session may be. Raised while loading, and
+    handled there: the session is replaced by a new one (never a 500). The message names
+    the session key and what is wrong, never the stored content."""
 
 
 class UserIndexMissingError(SessionError):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +15,12 @@ from flask.globals import request_ctx
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 
-from .client import ClientProvider, default_config
+from .context import SessionContext, build_context, registered
+from .diagnose import explain, warm
 from .errors import SessionBackendError
-from .ids import SessionIds, loggable_id
-from .session import DynamoDbSessionInstance, SessionContext
-from .settings import Settings, parse_settings
-from .store import SessionStore
+from .ids import loggable_id
+from .session import DynamoDbSessionInstance
+from .settings import Settings
 from .users import user_agent_of
 
 if TYPE_CHECKING:
@@ -31,7 +30,6 @@ else:
 
 logger = logging.getLogger("dynamodb_session_flask")
 
-EXTENSION_KEY = "dynamodb_session"
 #: Longer than any id we issue; anything longer is rejected before even the shape check.
 MAX_ID_LENGTH = 2048
 
@@ -69,7 +67,6 @@ class DynamoDbSession(SessionInterface):
         self._client = client
         self._boto3_session = boto3_session
         self._botocore_config = botocore_config
-        self._lock = threading.Lock()
 
     def now(self) -> datetime:
         """The current time, aware UTC: the one clock sessions are timed by."""
@@ -77,7 +74,7 @@ class DynamoDbSession(SessionInterface):
 
     # -- per-application state ----------------------------------------------------------
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, *, warm_up: bool = False) -> None:
         """Validate the settings now (raising ``ConfigError``) rather than on the first
         request, build the DynamoDB client, install this interface as
         ``app.session_interface``, and add the ``flask dynamodb-session`` commands to
@@ -86,9 +83,14 @@ class DynamoDbSession(SessionInterface):
 
         Building the client here, at start-up (Lambda's init phase, a server worker's
         boot), keeps its cost out of the first request of every process. No DynamoDB call
-        is made. A process forked after this builds its own client on first use.
+        is made, unless ``warm_up``: then one GetItem of a key no session has (one read
+        unit at most) opens the first connection now too, and a table that does not exist
+        is reported now, as a warning with the command that creates it. A process forked
+        after this builds its own client on first use.
         """
-        from .cli import cli  # the CLI imports this module
+        # Imported here, not at the top: only apps that call init_app pay for the
+        # command line's imports (click's groups), and a cold start stays short.
+        from .cli import cli
 
         app.session_interface = self
         store = self.context(app).store
@@ -98,45 +100,33 @@ class DynamoDbSession(SessionInterface):
             # Building the client early only saves time: an environment without a region
             # (a test run, a CLI command) must not fail to start for it. The first request
             # that uses a session tries again, and gets a 503 if it still cannot.
-            logger.warning("DynamoDB client not built at start-up (%s); retrying on first use", exc)
+            logger.warning(
+                "DynamoDB client not built at start-up: %s; until then every request that "
+                "uses a session answers 503",
+                explain(exc, store.table_name),
+            )
+        else:
+            if warm_up:
+                warm(store)
         app.cli.add_command(cli)
 
     def context(self, app: Flask) -> SessionContext:
-        """The application's settings, id rules and store, built once."""
-        context = app.extensions.get(EXTENSION_KEY)
-        if isinstance(context, _OwnedContext) and context.owner is self:
-            return context.context
-        with self._lock:
-            context = app.extensions.get(EXTENSION_KEY)
-            if not (isinstance(context, _OwnedContext) and context.owner is self):
-                context = _OwnedContext(self, self._build_context(app))
-                app.extensions[EXTENSION_KEY] = context
-            return context.context
+        """The application's settings, id rules and store, built once and kept in
+        ``app.extensions`` (see :mod:`.context`)."""
+        return registered(
+            app,
+            self,
+            lambda: build_context(
+                app.config,
+                clock=lambda: self.now().timestamp(),
+                client=self._client,
+                boto3_session=self._boto3_session,
+                botocore_config=self._botocore_config,
+            ),
+        )
 
     def settings(self, app: Flask) -> Settings:
         return self.context(app).settings
-
-    def _build_context(self, app: Flask) -> SessionContext:
-        settings = parse_settings(app.config)
-        config = default_config(
-            settings.connect_timeout, settings.read_timeout, settings.max_attempts
-        )
-        if self._botocore_config is not None:
-            config = config.merge(self._botocore_config)
-        provider = ClientProvider(
-            client=self._client,
-            boto3_session=self._boto3_session,
-            config=config,
-            endpoint_url=settings.endpoint_url,
-        )
-        store = SessionStore(
-            settings.table_name,
-            provider,
-            consistent_read=settings.consistent_read,
-            compress_threshold=settings.compress_threshold,
-        )
-        ids = SessionIds(settings.sid_byte_length, settings.sid_keys)
-        return SessionContext(settings, ids, store, clock=lambda: self.now().timestamp())
 
     # -- cookie attributes: Flask's hooks, with this package's overrides ------------------
 
@@ -270,15 +260,6 @@ class DynamoDbSession(SessionInterface):
         if hasattr(self, "get_cookie_partitioned"):
             attributes["partitioned"] = self.get_cookie_partitioned(app)
         return attributes
-
-
-class _OwnedContext:
-    """An application's session context, tagged with the interface that built it so that
-    replacing ``app.session_interface`` rebuilds it."""
-
-    def __init__(self, owner: DynamoDbSession, context: SessionContext) -> None:
-        self.owner = owner
-        self.context = context
 
 
 def _watch_for_response_phase(request: Request, session: DynamoDbSessionInstance) -> None:

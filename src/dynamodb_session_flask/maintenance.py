@@ -6,25 +6,32 @@ own thread, one page (up to 1 MB) per call, eventually consistent (0.5 read unit
 4 KB scanned). Nothing here runs on a request's path; errors are botocore's own, for the
 command line to report.
 
-What is safe under concurrency: an expired record can never become live again, because
-every write to an existing session is conditional on it being live (``store.LIVE_ONLY``).
-So a record found expired, and found expired again when re-checked just before its batch
-is written, can be deleted by BatchWriteItem, which takes no condition, without ever
-ending a live session. (Clocks must agree: an application server whose clock runs behind
-could still refresh a session the purge's clock has just seen expire.)
+What a purge guarantees: it deletes a session only when, at the moment of the delete, the
+item's own timing attributes (``created``, ``refreshed`` and the timeouts it was created
+with) say that it expired at least ``margin`` seconds ago by the purge's clock. Each delete
+is a DeleteItem conditional on those attributes being the ones the Scan saw, so a session
+refreshed after the Scan is kept. Neither the command's clock nor its settings can end a
+session the application still serves:
+
+* a read applies the smaller of the record's timeouts and the application's settings, so
+  no application sees a session live past the expiry of its own attributes, whatever
+  settings it or the command runs with (shortened settings are left to reads and TTL);
+* the margin covers clocks that disagree: the purge's may run up to ``margin`` seconds
+  ahead of an application server's (or behind it) without deleting a session that server
+  still considers live.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import SessionBackendError
+from botocore.exceptions import ClientError
+
 from .records import USER_ID, SessionRecord
 from .settings import Settings
 
@@ -33,10 +40,6 @@ if TYPE_CHECKING:
 else:
     DynamoDBClient = Any
 
-#: BatchWriteItem takes at most this many requests per call.
-BATCH_WRITE_LIMIT = 25
-#: Attempts at the requests a BatchWriteItem left unprocessed (throttling), with backoff.
-BATCH_ATTEMPTS = 8
 DEFAULT_SEGMENTS = 4
 
 #: Called with the number of items each scanned page held, from the scanning threads.
@@ -208,45 +211,71 @@ def table_stats(
 
 # -- purge ----------------------------------------------------------------------------------
 
+#: Seconds past its own expiry before a session is purged: more than clocks kept by NTP
+#: ever disagree, and a session that has expired is never loaded anyway, so waiting costs
+#: nothing but the storage of a few minutes.
+DEFAULT_MARGIN = 300.0
+#: Conditional deletes in flight at once, shared by the segments: one DeleteItem per
+#: session would otherwise take a round trip each, where a BatchWriteItem took 25.
+DELETE_WORKERS = 16
+#: Every attribute the expiry is computed from: a delete conditional on all of them
+#: deletes only the item whose expiry the purge checked.
+_UNCHANGED = (
+    "#created = :created AND #refreshed = :refreshed AND #idle = :idle AND #absolute = :absolute"
+)
+
 
 @dataclass
 class PurgeResult:
     scanned: int = 0
-    #: Expired sessions found (and, unless a dry run, deleted).
+    #: Sessions found expired past the margin (and, unless a dry run, deleted).
     expired: int = 0
     deleted: int = 0
+    #: Sessions found expired but changed before their delete (refreshed by a request),
+    #: and kept.
+    kept: int = 0
+
+
+def purgeable(item: Mapping[str, Any], now: float, margin: float) -> bool:
+    """Whether a session item expired at least ``margin`` seconds before ``now`` by its own
+    attributes alone, the longest any application may keep it live. Items that are not
+    sessions (no timing attributes) are never purgeable."""
+    record = _record(item)
+    return record is not None and now - margin >= record.expires_at
 
 
 def purge_expired(
     client: DynamoDBClient,
     table_name: str,
-    settings: Settings,
     clock: Callable[[], float],
     *,
+    margin: float = DEFAULT_MARGIN,
     dry_run: bool = False,
     segments: int = DEFAULT_SEGMENTS,
     progress: Progress = _no_progress,
 ) -> PurgeResult:
-    """Delete the sessions that have expired: a parallel segmented Scan whose filter
-    selects expired items (the read still costs the whole table), then one BatchWriteItem
-    per 25 of them. The filter is only a coarse pre-selection on the server: each item it
-    returns is re-checked against ``clock()`` with the exact rule reads apply before it
-    joins a batch. ``dry_run`` only counts.
+    """Delete the sessions that expired at least ``margin`` seconds ago by their own
+    attributes (see the module's docstring for what that guarantees): a parallel
+    segmented Scan whose filter selects candidates on the server (the read still costs
+    the whole table), then one conditional DeleteItem per session, each costing what an
+    unconditional delete does (1 write unit per KB of the item, also when its condition
+    fails), up to 16 at a time. Each candidate is re-checked against ``clock()`` before
+    its delete. ``dry_run`` only counts.
 
-    :raises SessionBackendError: when DynamoDB keeps throttling the deletes.
+    A delete whose answer was lost and that botocore retried finds its item gone and
+    counts as kept: ``deleted`` may undercount, never overcount.
     """
     result = PurgeResult()
     lock = threading.Lock()
+    deleters = ThreadPoolExecutor(max_workers=DELETE_WORKERS)
+
+    def delete(item: Mapping[str, Any]) -> bool:
+        return _delete_unchanged(client, table_name, item)
 
     def purge(segment: int) -> None:
-        # The filter mirrors the read rule with the current settings' timeouts; the
-        # rounding up of ``expires`` only makes it keep an item a moment longer.
-        now = clock()
-        values = {
-            ":now": {"N": str(int(now))},
-            ":idle_cutoff": {"N": repr(now - settings.idle_timeout)},
-            ":absolute_cutoff": {"N": repr(now - settings.absolute_timeout)},
-        }
+        # ``expires`` is at most the rounded-up expiry of the item's own attributes
+        # (reads may shorten it, never lengthen it), so this filter keeps every candidate.
+        cutoff = math.ceil(clock() - margin)
         pages = _scan(
             client,
             table_name,
@@ -254,52 +283,51 @@ def purge_expired(
             segments,
             progress,
             ProjectionExpression=", ".join(_TIMING),
-            FilterExpression=(
-                "#expires <= :now OR #refreshed <= :idle_cutoff OR #created <= :absolute_cutoff"
-            ),
+            FilterExpression="#expires <= :cutoff",
             ExpressionAttributeNames=_TIMING,
-            ExpressionAttributeValues=values,
+            ExpressionAttributeValues={":cutoff": {"N": str(cutoff)}},
         )
-        scanned = found = deleted = 0
-        pending: list[str] = []
+        scanned = found = deleted = kept = 0
         for page in pages:
             scanned += len(page)
-            for item in page:
-                if expired(item, settings, clock()):
-                    found += 1
-                    pending.append(item["id"]["S"])
-            while len(pending) >= BATCH_WRITE_LIMIT:
-                deleted += _delete(client, table_name, pending[:BATCH_WRITE_LIMIT], dry_run)
-                del pending[:BATCH_WRITE_LIMIT]
-        if pending:
-            deleted += _delete(client, table_name, pending, dry_run)
+            candidates = [item for item in page if purgeable(item, clock(), margin)]
+            found += len(candidates)
+            if dry_run:
+                continue
+            # One page at a time: memory stays at a page's items however large the table.
+            outcomes = list(deleters.map(delete, candidates))
+            deleted += sum(outcomes)
+            kept += len(outcomes) - sum(outcomes)
         with lock:
             result.scanned += scanned
             result.expired += found
             result.deleted += deleted
+            result.kept += kept
 
-    _in_parallel(segments, purge)
+    with deleters:
+        _in_parallel(segments, purge)
     return result
 
 
-def _delete(client: DynamoDBClient, table_name: str, keys: Sequence[str], dry_run: bool) -> int:
-    """Delete ``keys`` with one BatchWriteItem, retrying what DynamoDB left unprocessed."""
-    if dry_run:
-        return 0
-    requests: dict[str, Any] = {
-        table_name: [{"DeleteRequest": {"Key": {"id": {"S": key}}}} for key in keys]
-    }
-    for attempt in range(BATCH_ATTEMPTS):
-        response = client.batch_write_item(RequestItems=requests)
-        requests = dict(response.get("UnprocessedItems") or {})
-        if not requests:
-            return len(keys)
-        time.sleep(min(2.0, 0.05 * 2**attempt))
-    left = len(requests.get(table_name, []))
-    raise SessionBackendError(
-        "BatchWriteItem",
-        RuntimeError(
-            f"{left} deletes left unprocessed after {BATCH_ATTEMPTS} attempts (the table "
-            f"is throttling); run the purge again later"
-        ),
-    )
+def _delete_unchanged(client: DynamoDBClient, table_name: str, item: Mapping[str, Any]) -> bool:
+    """Delete the session ``item`` if its timing attributes are still the scanned ones;
+    ``False`` when it changed (or is gone) meanwhile."""
+    names = {key: value for key, value in _TIMING.items() if key not in ("#id", "#expires")}
+    try:
+        client.delete_item(
+            TableName=table_name,
+            Key={"id": item["id"]},
+            ConditionExpression=_UNCHANGED,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                ":created": item["created"],
+                ":refreshed": item["refreshed"],
+                ":idle": item["idle_timeout"],
+                ":absolute": item["absolute_timeout"],
+            },
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

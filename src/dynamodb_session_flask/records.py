@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import compression
-from .errors import SessionTooLargeError
+from .errors import SessionTooLargeError, UndecodableDataError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -100,7 +100,7 @@ class SessionRecord:
 def item_size(key: str, data: Mapping[str, str | bytes], binding: Binding | None = None) -> int:
     """An upper bound of the stored item's size under DynamoDB's accounting: attribute
     names plus values, 3 bytes per map and 1 byte per map entry. Each value counts as
-    stored: text by its UTF-8 bytes, a compressed value by its bytes."""
+    given: text by its UTF-8 bytes, a compressed value by its bytes."""
     size = len("id") + len(key.encode())
     size += len("data") + 3
     size += sum(len(k.encode()) + _stored_size(v) + 1 for k, v in data.items())
@@ -118,7 +118,13 @@ def _stored_size(value: str | bytes) -> int:
 
 
 def ensure_fits(key: str, data: Mapping[str, str | bytes], binding: Binding | None = None) -> None:
-    """:raises SessionTooLargeError: before any write, when the item would be too large."""
+    """:raises SessionTooLargeError: before any write, when the item would be too large.
+
+    The store passes every value as text, compressed or not: compression changes what a
+    session is billed, never how much it may hold. Otherwise a few hundred kilobytes of
+    zlib could carry hundreds of megabytes of text that every request of the session
+    decompresses and decodes.
+    """
     size = item_size(key, data, binding)
     if size > ITEM_SIZE_LIMIT:
         raise SessionTooLargeError(size, ITEM_SIZE_LIMIT)
@@ -143,14 +149,34 @@ def attribute(value: str | bytes) -> AttributeValueTypeDef:
     return {"B": value} if isinstance(value, bytes) else {"S": value}
 
 
-def text_of(value: Mapping[str, Any]) -> str:
-    """A stored value's text. Items written before values were compressed hold S only.
+def texts_of(data: Any) -> dict[str, str]:
+    """The text of each value in an item's ``data`` map: S as it is (items written before
+    values were compressed hold S only), B decompressed.
 
-    :raises KeyError, ValueError: for anything else.
+    Decompression is bounded by the item limit for the whole session: a session written
+    by this package never holds more text than that (see :func:`ensure_fits`), and a few
+    kilobytes of zlib must not cost a request hundreds of megabytes.
+
+    :raises UndecodableDataError: naming the key of a value that is neither, or when
+        ``data`` is not a map.
     """
-    if "S" in value:
-        return str(value["S"])
-    return compression.decompress(value["B"])
+    stored = data.get("M") if isinstance(data, Mapping) else None
+    if not isinstance(stored, Mapping):
+        raise UndecodableDataError("the data attribute is not a map")
+    budget = ITEM_SIZE_LIMIT
+    texts = {}
+    for key, value in stored.items():
+        if "S" in value:
+            texts[key] = str(value["S"])
+            continue
+        try:
+            text = compression.decompress(value["B"], budget)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UndecodableDataError(f"stored value of key {key!r}: {exc}") from exc
+        # An ASCII text's length is its size in bytes, found without encoding it again.
+        budget -= len(text) if text.isascii() else len(text.encode())
+        texts[key] = text
+    return texts
 
 
 def binding_attributes(binding: Binding | None) -> dict[str, AttributeValueTypeDef]:
@@ -180,13 +206,14 @@ def record_from_item(item: Mapping[str, Any], *, with_data: bool = True) -> Sess
     """The record an item holds (``data`` left empty unless ``with_data``).
 
     :raises KeyError, TypeError, ValueError: for an item that is not a session record.
+    :raises UndecodableDataError: for a session record whose data cannot be read back.
     """
     return SessionRecord(
         created=float(item["created"]["N"]),
         refreshed=float(item["refreshed"]["N"]),
         idle_timeout=int(item["idle_timeout"]["N"]),
         absolute_timeout=int(item["absolute_timeout"]["N"]),
-        data={k: text_of(v) for k, v in item["data"]["M"].items()} if with_data else {},
+        data=texts_of(item.get("data")) if with_data else {},
         binding=binding_from_item(item),
     )
 

@@ -72,6 +72,9 @@ class Settings:
     record_user_agent: bool
     #: The global secondary index on the bound user's id.
     user_index_name: str
+    #: Look for a session stored by dynamodb-session-flask 1.x when none is found (see
+    #: :mod:`.migration`).
+    migrate_v1: bool = False
 
 
 KNOWN_KEYS = frozenset(
@@ -96,6 +99,7 @@ KNOWN_KEYS = frozenset(
         "USER_ID_KEY",
         "RECORD_USER_AGENT",
         "USER_INDEX_NAME",
+        "MIGRATE_V1",
     )
 )
 
@@ -115,6 +119,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     if lifetime is not None:
         absolute = min(absolute, lifetime)
     idle = _positive_int(config, "IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)
+    _warn_idle_beyond_absolute(idle, absolute, lifetime)
     return Settings(
         absolute_timeout=absolute,
         idle_timeout=idle,
@@ -135,6 +140,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         user_id_key=_user_id_key(config),
         record_user_agent=_bool(config, "RECORD_USER_AGENT", True),
         user_index_name=_index_name(config),
+        migrate_v1=_bool(config, "MIGRATE_V1", False),
     )
 
 
@@ -142,6 +148,32 @@ def _warn_unknown_keys(config: Mapping[str, Any]) -> None:
     for key in config:
         if isinstance(key, str) and key.startswith(PREFIX) and key not in KNOWN_KEYS:
             logger.warning("Ignoring unknown setting %s (is it misspelled?)", key)
+
+
+def _warn_idle_beyond_absolute(idle: int, absolute: int, lifetime: int | None) -> None:
+    """An idle timeout longer than the absolute one never ends a session: the absolute
+    one always comes first. A warning, not a ``ConfigError``: the package this one replaces
+    accepted it, and Flask apps commonly set a short ``PERMANENT_SESSION_LIFETIME`` beside
+    the default idle timeout; sessions then simply end at the absolute timeout."""
+    if idle <= absolute:
+        return
+    source = (
+        "PERMANENT_SESSION_LIFETIME"
+        if lifetime is not None and lifetime == absolute
+        else PREFIX + "ABSOLUTE_TIMEOUT"
+    )
+    logger.warning(
+        "%sIDLE_TIMEOUT (%d s) is longer than the absolute timeout (%d s, from %s), so it "
+        "never applies: sessions end at the absolute timeout. Set %sIDLE_TIMEOUT to at most "
+        "%d, or lengthen %s.",
+        PREFIX,
+        idle,
+        absolute,
+        source,
+        PREFIX,
+        absolute,
+        source,
+    )
 
 
 def _value(config: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -215,7 +247,11 @@ def _endpoint_url(config: Mapping[str, Any]) -> str | None:
     if value is None:
         return None
     if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
-        raise ConfigError(key, f"must be an http:// or https:// URL or None, got {value!r}")
+        hint = ""
+        if isinstance(value, str) and value and "://" not in value:
+            scheme = "http" if value.startswith(("localhost", "127.", "[::1]")) else "https"
+            hint = f" (did you mean {scheme}://{value}?)"
+        raise ConfigError(key, f"must be an http:// or https:// URL or None, got {value!r}{hint}")
     return value
 
 

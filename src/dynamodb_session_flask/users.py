@@ -34,17 +34,15 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import codec
+from .context import SessionContext, context_of
 from .records import Binding, SessionRecord
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .session import SessionContext
 
 logger = logging.getLogger("dynamodb_session_flask")
 
@@ -52,6 +50,8 @@ logger = logging.getLogger("dynamodb_session_flask")
 MAX_USER_AGENT_LENGTH = 256
 #: Longest user id that binds, in UTF-8 bytes. DynamoDB caps an index's hash key at 2048.
 MAX_USER_ID_BYTES = 1024
+#: No int of more bits has a decimal text within ``MAX_USER_ID_BYTES``.
+_MAX_INT_BITS = (10**MAX_USER_ID_BYTES).bit_length()
 #: Random bytes per handle: 128 bits, 22 URL-safe characters.
 HANDLE_BYTES = 16
 _HANDLE_SHAPE = re.compile(r"[A-Za-z0-9_\-]{22}")
@@ -85,13 +85,19 @@ class SessionInfo:
 
 
 def user_id_of(value: Any) -> str | None:
-    """The user id a session value binds to: a non-empty ``str`` (up to 1024 UTF-8 bytes)
-    as is, an ``int`` as its decimal text; ``None`` for anything else. Ids are compared as
-    text, so ``42`` and ``"42"`` are the same user."""
+    """The user id a session value binds to: a non-empty ``str`` as is, an ``int`` as its
+    decimal text, either at most 1024 UTF-8 bytes; ``None`` for anything else. Ids are
+    compared as text, so ``42`` and ``"42"`` are the same user."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return str(value)
+        # The bound holds for every type: a longer id would make every write of the
+        # session fail (the index's key limit), not merely leave it unlisted. An int too
+        # long is ruled out by its bit length, before str(), which is slow for huge ints
+        # and refuses them past 4300 digits.
+        if value.bit_length() > _MAX_INT_BITS:
+            return None
+        value = str(value)
     if isinstance(value, str) and value and len(value.encode()) <= MAX_USER_ID_BYTES:
         return value
     return None
@@ -135,8 +141,8 @@ def binding_for(
         if warn:
             logger.warning(
                 "Session key %s holds a value that cannot bind the session to a user (a "
-                "non-empty str of at most %d bytes, or an int, is needed); the session is "
-                "not listed among its user's sessions",
+                "non-empty str or an int, of at most %d bytes as text, is needed); the "
+                "session is not listed among its user's sessions",
                 settings.user_id_key,
                 MAX_USER_ID_BYTES,
             )
@@ -202,34 +208,81 @@ def list_sessions(
     return sessions
 
 
+@dataclass(frozen=True)
+class EndOutcome:
+    """What ending a user's sessions did."""
+
+    #: Live sessions ended.
+    ended: int
+    #: Whether a record carrying ``own_handle`` under another key was ended.
+    own_copy_ended: bool = False
+
+
+#: Rounds of following moved sessions before giving up on one that keeps moving.
+MAX_FOLLOW_ROUNDS = 20
+
+
 def end_sessions(
     context: SessionContext,
     user_id: str,
     *,
-    keep_keys: Collection[str] = (),
-    keep_handle: str | None = None,
-) -> int:
-    """End every session bound to ``user_id`` except those stored under ``keep_keys`` or
-    named ``keep_handle``; return how many live sessions were ended.
+    keep_key: str | None = None,
+    own_handle: str | None = None,
+) -> EndOutcome:
+    """End every session bound to ``user_id`` except the one stored under ``keep_key``.
 
-    Costs one Query on the index and one conditional DeleteItem per session found
-    (expired records found are deleted too, but not counted).
+    A session being rotated (``regenerate()``) meanwhile is followed: rotation creates
+    the new record, with the same handle, before it ends the old one, so when a delete
+    finds a listed record gone, one Query on that handle finds where it went. Rounds
+    repeat until no handle moved, so a session cannot escape by rotating, however often.
+
+    ``own_handle`` is the asking session's handle: a record carrying it under another key
+    than ``keep_key`` is a copy of the asking session that someone else moved away; it is
+    ended like any other, and the outcome says so.
+
+    Costs one Query on the index and one conditional DeleteItem per session found, plus one
+    Query per session that moved under the ending. Expired records found are deleted too,
+    but not counted.
     """
     settings = context.settings
-    entries = context.store.user_index_entries(settings.user_index_name, user_id)
+    store = context.store
+    pending = store.user_index_entries(settings.user_index_name, user_id)
+    tried: set[str] = set()
     ended = 0
-    for entry in entries:
-        if entry.key in keep_keys or (keep_handle is not None and entry.handle == keep_handle):
-            continue
-        held = context.store.end_bound(entry.key, user_id)
-        if held is not None and _live(held, settings, context.clock()) is not None:
-            ended += 1
-    return ended
+    own_copy_ended = False
+    for _ in range(MAX_FOLLOW_ROUNDS):
+        moved: set[str] = set()
+        for entry in pending:
+            if entry.key == keep_key or entry.key in tried:
+                continue
+            tried.add(entry.key)
+            ending = store.end_bound(entry.key, user_id)
+            if not ending.ended:
+                # Gone or rebound under us: rotated to a new key, perhaps. Follow it.
+                moved.add(entry.handle)
+                continue
+            if own_handle is not None and entry.handle == own_handle:
+                own_copy_ended = True
+            if ending.held is None or _live(ending.held, settings, context.clock()) is not None:
+                ended += 1
+        if not moved:
+            return EndOutcome(ended, own_copy_ended)
+        pending = [
+            entry
+            for handle in sorted(moved)
+            for entry in store.user_index_entries(settings.user_index_name, user_id, handle)
+        ]
+    logger.warning(
+        "Ending the sessions of a user: a session kept moving to new ids for %d rounds",
+        MAX_FOLLOW_ROUNDS,
+    )
+    return EndOutcome(ended, own_copy_ended)
 
 
 def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
     """End the session of ``user_id`` named ``handle``; ``False`` when there is no live
-    one (unknown handle, another user's, already ended or expired).
+    one (unknown handle, another user's, already ended or expired). A session being
+    rotated meanwhile is followed to its new key, as by :func:`end_sessions`.
 
     Costs nothing for a handle of the wrong shape; otherwise one Query on the index, and
     one conditional DeleteItem if the index lists the handle under this user.
@@ -237,12 +290,22 @@ def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
     if not is_handle(handle):
         return False
     settings = context.settings
-    entries = context.store.user_index_entries(settings.user_index_name, user_id, handle)
     ended = False
-    for entry in entries:
-        held = context.store.end_bound(entry.key, user_id, handle)
-        if held is not None and _live(held, settings, context.clock()) is not None:
-            ended = True
+    tried: set[str] = set()
+    for _ in range(MAX_FOLLOW_ROUNDS):
+        entries = context.store.user_index_entries(settings.user_index_name, user_id, handle)
+        moved = False
+        for entry in entries:
+            if entry.key in tried:
+                continue
+            tried.add(entry.key)
+            ending = context.store.end_bound(entry.key, user_id, handle)
+            if not ending.ended:
+                moved = True
+            elif ending.held is None or _live(ending.held, settings, context.clock()) is not None:
+                ended = True
+        if not moved:
+            return ended
     return ended
 
 
@@ -252,24 +315,21 @@ def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
 def _application_context() -> SessionContext:
     from flask import current_app
 
-    # Imported here: the interface module imports the session module, which imports this.
-    from .interface import DynamoDbSession
-
-    interface = current_app.session_interface
-    if not isinstance(interface, DynamoDbSession):
+    context = context_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    if context is None:
         raise RuntimeError(
             "the current application's session_interface is not a DynamoDbSession; "
             "install one with DynamoDbSession().init_app(app)"
         )
-    return interface.context(current_app._get_current_object())  # type: ignore[attr-defined]
+    return context
 
 
 def _required_user_id(user_id: str | int) -> str:
     bound = user_id_of(user_id)
     if bound is None:
         raise ValueError(
-            f"user ids are non-empty strs of at most {MAX_USER_ID_BYTES} bytes, or ints; "
-            f"got {type(user_id).__name__}"
+            f"user ids are non-empty strs or ints of at most {MAX_USER_ID_BYTES} bytes as "
+            f"text; got {type(user_id).__name__}"
         )
     return bound
 
@@ -297,4 +357,4 @@ def end_user_sessions(user_id: str | int) -> int:
 
     :raises UserIndexMissingError: when the table has no per-user index.
     """
-    return end_sessions(_application_context(), _required_user_id(user_id))
+    return end_sessions(_application_context(), _required_user_id(user_id)).ended
