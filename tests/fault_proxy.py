@@ -3,12 +3,16 @@
 Local engines never throttle, fail or hang, so the proxy fakes what DynamoDB does under
 stress: throttling and 500 answers with DynamoDB's exact bodies, slow answers, and
 connections closed without an answer; and what it answers a caller whose IAM policy lacks a
-permission. Everything else is forwarded unchanged.
+permission. It also reshapes answers the way DynamoDB does at a scale no test table reaches:
+Scan and Query pages cut short (DynamoDB stops a page at 1 MB), and batch requests only
+partly processed (a throttled BatchWriteItem or BatchGetItem hands the rest back as
+``UnprocessedItems`` or ``UnprocessedKeys``). Everything else is forwarded unchanged.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import struct
 import threading
@@ -61,12 +65,19 @@ _HOP_BY_HOP = frozenset(
 _UPSTREAM_TIMEOUT = 60.0
 
 
+#: Faults that change what the engine is asked and answers, rather than answering for it.
+_RESHAPING = ("page", "unprocessed")
+
+
 @dataclass
 class _Fault:
-    kind: str  # "throttle", "server_error", "deny", "delay" or "drop"
+    # "throttle", "server_error", "deny", "delay", "drop", or one of _RESHAPING
+    kind: str
     remaining: int | None
     operation: str | None
     seconds: float = 0.0
+    #: Items per page for "page".
+    limit: int = 0
 
     def matches(self, operation: str) -> bool:
         if self.remaining is not None and self.remaining <= 0:
@@ -124,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         proxy = self.server.proxy
         operation = _operation(self.headers.get("X-Amz-Target"), self.command, self.path)
-        action = proxy._begin(operation)
+        action, reshaping = proxy._begin(operation)
         if action == "drop":
             self._abort()
             return
@@ -140,7 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
         if proxy._stopping.is_set():
             self._abort()
             return
-        self._forward(body)
+        held_back: dict[str, Any] = {}
+        for fault in reshaping:
+            body, held_back = _reshape_request(fault, operation, body, held_back)
+        self._forward(body, held_back)
 
     do_POST = _handle
     do_GET = _handle
@@ -180,8 +194,11 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 for name, value in self.headers.items():
-                    if name.lower() not in _HOP_BY_HOP:
+                    # The body may have been reshaped: its length is set below.
+                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
                         conn.putheader(name, value)
+                if body or "Content-Length" in self.headers:
+                    conn.putheader("Content-Length", str(len(body)))
                 conn.endheaders(body or None)
                 response = conn.getresponse()
                 data = response.read()
@@ -194,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if not reused:
                     raise
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, held_back: dict[str, Any]) -> None:
         try:
             response, data = self._send_upstream(body)
         except OSError:
@@ -205,11 +222,21 @@ class _Handler(BaseHTTPRequestHandler):
         if response.will_close and self._upstream is not None:
             self._upstream.close()
             self._upstream = None
+        if held_back and response.status == 200:
+            # What was held back is handed back as DynamoDB hands back what it did not do.
+            answer = json.loads(data)
+            answer.update(held_back)
+            data = json.dumps(answer).encode()
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
-            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+            if name.lower() not in _HOP_BY_HOP and name.lower() not in (
+                "content-length",
+                "x-amz-crc32",
+            ):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
+        # botocore checks this checksum when present: it must be the one of the body sent.
+        self.send_header("x-amz-crc32", str(zlib.crc32(data) & 0xFFFFFFFF))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -307,6 +334,18 @@ class FaultProxy:
     def drop(self, n: int | None = None, operation: str | None = None) -> None:
         self._add(_Fault("drop", n, operation))
 
+    def page_size(self, limit: int, n: int | None = None, operation: str | None = None) -> None:
+        """Cut Scan and Query pages after ``limit`` items, as DynamoDB cuts them at 1 MB:
+        the engine itself answers with a ``LastEvaluatedKey`` to go on from."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self._add(_Fault("page", n, operation, limit=limit))
+
+    def leave_unprocessed(self, n: int | None = None, operation: str | None = None) -> None:
+        """Let a BatchWriteItem or BatchGetItem do only its first request per table and
+        hand the others back unprocessed, as DynamoDB does when it throttles a batch."""
+        self._add(_Fault("unprocessed", n, operation))
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -333,10 +372,12 @@ class FaultProxy:
             else:
                 self._connections.discard(conn)
 
-    def _begin(self, operation: str) -> str | None:
-        """Count the request, sleep for matching delays; return the fault to answer with."""
+    def _begin(self, operation: str) -> tuple[str | None, list[_Fault]]:
+        """Count the request, sleep for matching delays; return the fault to answer with,
+        and those that reshape the request and its answer."""
         delay = 0.0
         action: str | None = None
+        reshaping: list[_Fault] = []
         with self._lock:
             self.requests[operation] += 1
             for fault in self._faults:
@@ -344,6 +385,10 @@ class FaultProxy:
                     continue
                 if fault.kind == "delay":
                     delay += fault.seconds
+                elif fault.kind in _RESHAPING:
+                    if operation not in _RESHAPED_OPERATIONS[fault.kind]:
+                        continue
+                    reshaping.append(fault)
                 elif action is None:
                     action = fault.kind
                 else:
@@ -355,4 +400,30 @@ class FaultProxy:
         if delay:
             # Waiting on the event lets stop() cut a long delay short.
             self._stopping.wait(delay)
-        return action
+        return action, reshaping
+
+
+_RESHAPED_OPERATIONS = {
+    "page": ("Scan", "Query"),
+    "unprocessed": ("BatchWriteItem", "BatchGetItem"),
+}
+
+
+def _reshape_request(
+    fault: _Fault, operation: str, body: bytes, held_back: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]]:
+    """The request to send the engine instead, and what to add to its answer."""
+    request = json.loads(body)
+    if fault.kind == "page":
+        request["Limit"] = min(fault.limit, request.get("Limit", fault.limit))
+        return json.dumps(request).encode(), held_back
+    held: dict[str, Any] = {}
+    for table, asked in request["RequestItems"].items():
+        if operation == "BatchWriteItem":
+            if len(asked) > 1:
+                request["RequestItems"][table], held[table] = asked[:1], asked[1:]
+        elif len(asked["Keys"]) > 1:
+            held[table] = {**asked, "Keys": asked["Keys"][1:]}
+            asked["Keys"] = asked["Keys"][:1]
+    name = "UnprocessedItems" if operation == "BatchWriteItem" else "UnprocessedKeys"
+    return json.dumps(request).encode(), {**held_back, name: held} if held else held_back
