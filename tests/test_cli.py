@@ -22,9 +22,9 @@ from dynamodb_session_flask import DynamoDbSession, list_user_sessions
 from dynamodb_session_flask.cli import cli
 
 from .conftest import AppFactory, item_count, proxied_app
-from .engines import REPO_ROOT, LocalEngine, _free_port
+from .engines import REPO_ROOT, LocalEngine, free_port
 from .fault_proxy import FaultProxy
-from .test_expiry import FrozenClockSession
+from .support import FrozenClockSession, freeze_clock
 from .test_users import add_user_routes, eventually, is_logged_in, logged_in
 
 
@@ -152,8 +152,7 @@ def aged(make_app: AppFactory) -> tuple[Flask, FrozenClockSession, dict[str, Fla
     alice's two and an anonymous one from t=0; bob's and another anonymous one from
     t=50; the clock at t=110."""
     app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     clients = {
         "alice-1": logged_in(app, "alice", "A1"),
@@ -204,9 +203,8 @@ def test_purge_applies_a_shortened_timeout(aged, admin_client, table_name: str) 
     # Redeployed with a 30 s idle timeout: the t=50 sessions, idle for 60 s, are dead too.
     shorter = Flask(__name__)
     shorter.config.update(app.config, SESSION_DYNAMODB_IDLE_TIMEOUT=30)
-    redeployed = FrozenClockSession(client=clock._client)  # type: ignore[attr-defined]
-    redeployed.current = clock.current
-    shorter.session_interface = redeployed
+    shorter.session_interface = app.session_interface
+    freeze_clock(shorter, like=clock)
 
     assert "Deleted 5 expired sessions" in succeeded(run(shorter, "purge-expired"))
     assert item_count(admin_client, table_name) == 0
@@ -281,7 +279,7 @@ def test_a_missing_permission_is_named(
 def test_an_unreachable_endpoint_is_one_line() -> None:
     app = Flask(__name__)
     app.config.update(
-        SESSION_DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{_free_port()}",
+        SESSION_DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
         SESSION_DYNAMODB_CONNECT_TIMEOUT=0.2,
         SESSION_DYNAMODB_MAX_ATTEMPTS=1,
     )

@@ -23,7 +23,7 @@ from dynamodb_session_flask import (
 from dynamodb_session_flask.ids import storage_key
 
 from .conftest import AppFactory, CallCounter
-from .test_expiry import FrozenClockSession
+from .support import expires_cookie, freeze_clock
 
 T = TypeVar("T")
 sess: DynamoDbSessionInstance = session  # type: ignore[assignment]
@@ -127,8 +127,7 @@ def is_logged_in(client: FlaskClient) -> bool:
 
 def test_each_user_sees_their_own_live_sessions_newest_first(make_app: AppFactory) -> None:
     app, _ = make_app()
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     alice = []
     for n in range(3):
@@ -150,8 +149,7 @@ def test_each_user_sees_their_own_live_sessions_newest_first(make_app: AppFactor
 
 def test_listing_shows_times_and_never_an_id(make_app: AppFactory) -> None:
     app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=600)
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     start = clock.current.timestamp()
     client = logged_in(app, "alice", "Browser")
@@ -235,8 +233,7 @@ def test_a_logged_out_session_is_not_listed(users_app, logout: str) -> None:
 
 def test_expired_sessions_are_not_listed(make_app: AppFactory) -> None:
     app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     active = logged_in(app, "alice", "Active")
     logged_in(app, "alice", "Idle")
@@ -251,8 +248,7 @@ def test_expired_sessions_are_not_listed(make_app: AppFactory) -> None:
 
 def test_a_shortened_timeout_applies_to_listings(make_app: AppFactory) -> None:
     before, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=1000)
-    clock = FrozenClockSession(client=before.session_interface._client)  # type: ignore[attr-defined]
-    before.session_interface = clock
+    clock = freeze_clock(before)
     add_user_routes(before)
     logged_in(before, "alice", "Browser")
     with before.app_context():
@@ -260,9 +256,7 @@ def test_a_shortened_timeout_applies_to_listings(make_app: AppFactory) -> None:
 
     # Redeployed with a shorter idle timeout: the old session is dead after 100 s.
     after, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
-    later = FrozenClockSession(client=after.session_interface._client)  # type: ignore[attr-defined]
-    later.current = clock.current
-    after.session_interface = later
+    later = freeze_clock(after, like=clock)
     later.advance(101)
     with after.app_context():
         assert list_user_sessions("alice") == []
@@ -313,7 +307,7 @@ def test_end_other_sessions_ends_only_this_users_others(users_app) -> None:
     for ended in alice[1:]:
         response = ended.get("/get")
         assert response.json == {}
-        assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+        assert expires_cookie(response)
     assert all(is_logged_in(client) for client in bob)
     assert [row["user_agent"] for row in devices(alice[0])] == ["A0"]
     assert len(devices(bob[0])) == 2
@@ -387,7 +381,7 @@ def test_ending_ones_own_handle_is_a_logout(users_app) -> None:
     response = client.get(f"/end/{mine['handle']}")
 
     assert response.json == {"ended": True}
-    assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+    assert expires_cookie(response)
     assert client.get("/get").json == {}
 
 
