@@ -90,3 +90,51 @@ def test_changes_after_a_manual_save_are_saved_too(make_app: AppFactory) -> None
     client = app.test_client()
     client.get("/save-mid-way")
     assert client.get("/get").json == {"cart": ["first", "second"]}
+
+
+def test_del_removes_the_key_for_good(make_app: AppFactory) -> None:
+    """A logout written as ``del session[...]`` must remove the key from the stored
+    session, not only from this request's copy."""
+    app, calls = make_app()
+
+    @app.route("/logout")
+    def logout() -> str:
+        del session["user_id"]
+        return "logged out"
+
+    client = app.test_client()
+    client.get("/set?user_id=alice&theme=dark")
+    calls.clear()
+
+    client.get("/logout")
+
+    assert calls == {"GetItem": 1, "UpdateItem": 1}
+    assert client.get("/get").json == {"theme": "dark"}
+
+
+@pytest.mark.parametrize("view", ["items", "values", "copy", "get", "setdefault"])
+def test_nested_values_reached_through_any_accessor_are_tracked(
+    make_app: AppFactory, view: str
+) -> None:
+    """Every way a view can get hold of a stored list hands it out for tracking, so an
+    in-place change made through it is saved without ``session.modified``."""
+    app, _ = make_app()
+    reach = {
+        "items": lambda: [value for _, value in session.items()],
+        "values": lambda: list(session.values()),
+        "copy": lambda: list(session.copy().values()),
+        "get": lambda: [session.get("cart")],
+        "setdefault": lambda: [session.setdefault("cart", [])],
+    }[view]
+
+    @app.route("/tag")
+    def tag() -> str:
+        for value in reach():
+            value.append("seen")
+        return "tagged"
+
+    client = app.test_client()
+    client.get("/append/cart/book")
+    client.get("/tag")
+
+    assert client.get("/get").json == {"cart": ["book", "seen"]}
