@@ -210,6 +210,87 @@ def test_purge_applies_a_shortened_timeout(aged, admin_client, table_name: str) 
     assert item_count(admin_client, table_name) == 0
 
 
+FOREIGN_ITEMS = [
+    # Another application's items in a shared table, with attribute names sessions use too.
+    {"id": {"S": "feature-flags"}, "created": {"N": "1600000000"}, "flags": {"S": "beta"}},
+    {"id": {"S": "cache#home"}, "expires": {"N": "1600000000"}, "refreshed": {"N": "0"}},
+]
+
+
+def test_purge_leaves_items_that_are_not_sessions(aged, admin_client, table_name: str) -> None:
+    app, _, _ = aged
+    for item in FOREIGN_ITEMS:
+        admin_client.put_item(TableName=table_name, Item=item)
+
+    assert "Deleted 3 expired sessions" in succeeded(run(app, "purge-expired"))
+
+    for item in FOREIGN_ITEMS:
+        kept = admin_client.get_item(
+            TableName=table_name, Key={"id": item["id"]}, ConsistentRead=True
+        )
+        assert kept.get("Item") == item
+    assert "not sessions:           2" in succeeded(run(app, "stats"))
+
+
+EXPIRED, LIVE = 30, 2
+
+
+@pytest.fixture
+def crowd(make_app: AppFactory, proxy: FaultProxy) -> Flask:
+    """More expired sessions than one BatchWriteItem deletes (25), and two live ones, on an
+    app whose client goes through the fault proxy."""
+    app = proxied_app(make_app, proxy, SESSION_DYNAMODB_IDLE_TIMEOUT=100)
+    clock = freeze_clock(app)
+    for n in range(EXPIRED):
+        app.test_client().get(f"/set?n={n}")
+    clock.advance(200)
+    for n in range(LIVE):
+        app.test_client().get(f"/set?n=live-{n}")
+    return app
+
+
+def test_purge_deletes_in_batches_across_scan_pages(
+    crowd: Flask, proxy: FaultProxy, admin_client, table_name: str
+) -> None:
+    # DynamoDB ends a Scan page at 1 MB, which no test table reaches: pages of 4 items.
+    proxy.page_size(4, operation="Scan")
+    proxy.reset_counts()
+
+    output = succeeded(run(crowd, "purge-expired", "--segments", "1"))
+
+    assert f"Deleted {EXPIRED} expired sessions" in output
+    assert item_count(admin_client, table_name) == LIVE
+    pages = -(-(EXPIRED + LIVE) // 4)
+    # (Engines differ on whether an empty last page follows a full one.)
+    assert proxy.count("Scan") in (pages, pages + 1)
+    assert proxy.count("BatchWriteItem") == 2
+
+
+def test_purge_retries_what_a_batch_left_unprocessed(
+    crowd: Flask, proxy: FaultProxy, admin_client, table_name: str
+) -> None:
+    proxy.leave_unprocessed(2, "BatchWriteItem")
+    proxy.reset_counts()
+
+    output = succeeded(run(crowd, "purge-expired", "--segments", "1"))
+
+    assert f"Deleted {EXPIRED} expired sessions" in output
+    assert item_count(admin_client, table_name) == LIVE
+    assert proxy.count("BatchWriteItem") == 4
+
+
+def test_purge_stops_with_one_line_when_deletes_stay_unprocessed(
+    crowd: Flask, proxy: FaultProxy, admin_client, table_name: str
+) -> None:
+    # Every call does one delete: the first batch of 25 cannot finish in 8 attempts.
+    proxy.leave_unprocessed(None, "BatchWriteItem")
+
+    line = failed(run(crowd, "purge-expired", "--segments", "1"))
+
+    assert "unprocessed" in line and "run the purge again later" in line
+    assert item_count(admin_client, table_name) == EXPIRED + LIVE - 8
+
+
 # -- end-user ---------------------------------------------------------------------------------
 
 

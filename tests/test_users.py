@@ -21,8 +21,10 @@ from dynamodb_session_flask import (
     list_user_sessions,
 )
 from dynamodb_session_flask.ids import storage_key
+from dynamodb_session_flask.store import BATCH_ATTEMPTS
 
-from .conftest import AppFactory, CallCounter
+from .conftest import AppFactory, CallCounter, proxied_app
+from .fault_proxy import FaultProxy
 from .support import expires_cookie, freeze_clock
 
 T = TypeVar("T")
@@ -568,3 +570,45 @@ def test_a_session_ended_during_its_own_request_is_not_listed(
     devices(here, expected=2)
 
     assert here.get("/ended-meanwhile").json == ["There"]
+
+
+# -- DynamoDB answering in parts -----------------------------------------------------------
+
+
+@pytest.fixture
+def proxied_users_app(make_app: AppFactory, proxy: FaultProxy) -> Flask:
+    app = proxied_app(make_app, proxy)
+    add_user_routes(app)
+    return app
+
+
+def test_listing_reads_every_index_page_and_retries_unprocessed_keys(
+    proxied_users_app: Flask, proxy: FaultProxy
+) -> None:
+    app = proxied_users_app
+    clients = [logged_in(app, "alice", f"Browser {n}") for n in range(4)]
+    devices(clients[0], expected=4)
+    # One index entry per Query page; a BatchGetItem that reads one key per call.
+    proxy.page_size(1, operation="Query")
+    proxy.leave_unprocessed(None, "BatchGetItem")
+    proxy.reset_counts()
+
+    listed = devices(clients[0])
+
+    assert sorted(row["user_agent"] for row in listed) == [f"Browser {n}" for n in range(4)]
+    # One page per entry (engines differ on whether an empty last page follows).
+    assert proxy.count("Query") in (4, 5)
+    assert proxy.count("BatchGetItem") == 4
+
+
+def test_keys_left_unprocessed_after_every_attempt_are_a_503(
+    proxied_users_app: Flask, proxy: FaultProxy
+) -> None:
+    app = proxied_users_app
+    clients = [logged_in(app, "alice", f"Browser {n}") for n in range(BATCH_ATTEMPTS + 2)]
+    devices(clients[0], expected=BATCH_ATTEMPTS + 2)
+    proxy.leave_unprocessed(None, "BatchGetItem")
+    proxy.reset_counts()
+
+    assert clients[0].get("/devices").status_code == 503
+    assert proxy.count("BatchGetItem") == BATCH_ATTEMPTS
