@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import session
+from flask import jsonify, session
 from flask.json.tag import TaggedJSONSerializer
 
 from dynamodb_session_flask import codec
@@ -98,15 +98,16 @@ def test_del_removes_the_key_for_good(make_app: AppFactory) -> None:
     app, calls = make_app()
 
     @app.route("/logout")
-    def logout() -> str:
+    def logout() -> Any:
         del session["user_id"]
-        return "logged out"
+        # Flask's own sessions say so too; applications may read it.
+        return jsonify(modified=session.modified)
 
     client = app.test_client()
     client.get("/set?user_id=alice&theme=dark")
     calls.clear()
 
-    client.get("/logout")
+    assert client.get("/logout").json == {"modified": True}
 
     assert calls == {"GetItem": 1, "UpdateItem": 1}
     assert client.get("/get").json == {"theme": "dark"}

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 
 from dynamodb_session_flask import DynamoDbSession, list_user_sessions
 from dynamodb_session_flask.cli import cli
+from dynamodb_session_flask.maintenance import PurgeResult, purge_expired
 
 from .conftest import AppFactory, item_count, proxied_app
 from .engines import REPO_ROOT, LocalEngine, free_port
@@ -287,8 +288,23 @@ def test_purge_stops_with_one_line_when_deletes_stay_unprocessed(
 
     line = failed(run(crowd, "purge-expired", "--segments", "1"))
 
-    assert "unprocessed" in line and "run the purge again later" in line
+    assert line == (
+        "Error: DynamoDB BatchWriteItem failed: 17 deletes left unprocessed after 8 attempts "
+        "(the table is throttling); run the purge again later"
+    )
     assert item_count(admin_client, table_name) == EXPIRED + LIVE - 8
+
+
+def test_a_dry_run_counts_and_deletes_nothing(aged, admin_client, table_name: str) -> None:
+    app, clock, _ = aged
+    settings = app.session_interface.settings(app)  # type: ignore[attr-defined]
+
+    result = purge_expired(
+        admin_client, table_name, settings, lambda: clock.current.timestamp(), dry_run=True
+    )
+
+    assert result == PurgeResult(scanned=3, expired=3, deleted=0)
+    assert item_count(admin_client, table_name) == 5
 
 
 # -- end-user ---------------------------------------------------------------------------------
