@@ -211,6 +211,22 @@ def test_purge_applies_a_shortened_timeout(aged, admin_client, table_name: str) 
     assert item_count(admin_client, table_name) == 0
 
 
+def test_purge_applies_the_read_rule_at_the_very_second_of_expiry(
+    make_app: AppFactory, admin_client, table_name: str
+) -> None:
+    app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
+    clock = freeze_clock(app)
+    ending, staying = app.test_client(), app.test_client()
+    ending.get("/set?a=1")
+    clock.advance(1)
+    staying.get("/set?a=2")
+    clock.advance(99)  # the first is idle for exactly its timeout: a read finds it expired
+
+    assert "Deleted 1 expired sessions" in succeeded(run(app, "purge-expired"))
+    assert ending.get("/get").json == {}
+    assert staying.get("/get").json == {"a": "2"}
+
+
 FOREIGN_ITEMS = [
     # Another application's items in a shared table, with attribute names sessions use too.
     {"id": {"S": "feature-flags"}, "created": {"N": "1600000000"}, "flags": {"S": "beta"}},

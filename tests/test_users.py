@@ -4,6 +4,7 @@ would use them."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict
 from typing import Any, Callable, TypeVar
@@ -23,7 +24,7 @@ from dynamodb_session_flask import (
 from dynamodb_session_flask.ids import storage_key
 from dynamodb_session_flask.store import BATCH_ATTEMPTS
 
-from .conftest import AppFactory, CallCounter, proxied_app
+from .conftest import LOGGER, AppFactory, CallCounter, error_lines, proxied_app
 from .fault_proxy import FaultProxy
 from .support import expires_cookie, freeze_clock
 
@@ -612,3 +613,20 @@ def test_keys_left_unprocessed_after_every_attempt_are_a_503(
 
     assert clients[0].get("/devices").status_code == 503
     assert proxy.count("BatchGetItem") == BATCH_ATTEMPTS
+
+
+def test_a_failing_delete_while_ending_sessions_is_a_503_naming_it(
+    proxied_users_app: Flask, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = proxied_users_app
+    staying = logged_in(app, "alice", "Staying")
+    leaving = logged_in(app, "alice", "Leaving")
+    devices(staying, expected=2)
+    proxy.server_error(None, "DeleteItem")
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        assert staying.get("/end-others").status_code == 503
+
+    assert any("DynamoDB DeleteItem on table" in line for line in error_lines(caplog))
+    proxy.clear()
+    assert is_logged_in(leaving), "nothing was ended"
