@@ -188,15 +188,18 @@ def test_per_user_calls_never_read_an_outage_as_no_user(
 
 
 def test_header_mode_503_carries_no_id(make_app: AppFactory, proxy: FaultProxy) -> None:
-    """A failed save replaces the view's response; the id header it carried goes too."""
+    """A failed save replaces the view's response; the id header and cookie it carried go
+    too."""
     app = proxied_app(make_app, proxy, TESTING=False, SESSION_DYNAMODB_USE_HEADER=True)
 
     @app.route("/visit")
     def visit() -> Any:
         session["seen"] = "1"
         response = jsonify(dict(session))
-        # An API that hands the caller its id back, as some mobile clients expect.
+        # An API that hands the caller its id back, as some mobile clients expect, in the
+        # header and in a cookie of the session cookie's name.
         response.headers["x-id"] = request.headers.get("x-id", "")
+        response.set_cookie("id", request.headers.get("x-id", ""))
         return response
 
     sid = app.test_client().get("/set?a=1").headers["x-id"]
