@@ -214,3 +214,46 @@ def test_header_mode_503_carries_no_id(make_app: AppFactory, proxy: FaultProxy) 
     assert {"Cookie", "x-id"} <= set(response.vary)
     proxy.clear()
     assert cookieless.get("/get", headers={"x-id": sid}).json == {"a": "1"}
+
+
+def test_after_a_caught_failure_the_session_reads_as_empty_and_unsaved(
+    make_app: AppFactory, proxy: FaultProxy
+) -> None:
+    """What the docstring promises once the first use failed: later uses see an empty,
+    unstored session (never the user's, never an error of their own), and the answer is a
+    503 all the same."""
+    app = proxied_app(make_app, proxy, TESTING=False)
+    seen: list[Any] = []
+
+    @app.route("/fallback")
+    def fallback() -> str:
+        try:
+            session.get("user")
+        except SessionBackendError:
+            pass
+        seen.append((dict(session), session.new, session.created_at, session.expires_at))
+        return "fallback page"
+
+    client = app.test_client()
+    client.get("/set?user=alice")
+    proxy.server_error(None, "GetItem")
+
+    assert client.get("/fallback").status_code == 503
+    assert seen == [({}, True, None, None)]
+
+
+def test_header_mode_503_is_one_error_line_and_no_id(
+    make_app: AppFactory, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (Flask only logs an error raised while finishing an error response: the log shows it.)
+    app = proxied_app(make_app, proxy, TESTING=False, SESSION_DYNAMODB_USE_HEADER=True)
+    sid = app.test_client().get("/set?a=1").headers["x-id"]
+    proxy.server_error(None, "GetItem")
+
+    with caplog.at_level(logging.INFO):
+        response = app.test_client(use_cookies=False).get("/get", headers={"x-id": sid})
+
+    assert response.status_code == 503
+    assert "x-id" not in response.headers
+    errors = all_error_records(caplog)
+    assert [record.exc_info for record in errors] == [None], [r.getMessage() for r in errors]
