@@ -61,6 +61,7 @@ def test_response_carrying_an_id_is_never_stored_by_a_shared_cache(
     cache_control = response.cache_control
     assert cache_control.private and not cache_control.public
     assert cache_control.s_maxage is None
+    assert cache_control.max_age == 600, "the browser may still cache it as the app said"
 
 
 def test_response_ending_a_session_is_never_stored_by_a_shared_cache(
