@@ -11,7 +11,7 @@ ENGINES ?= moto dynalite
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo test lint claims bench browser screenshot dist clean
+.PHONY: demo test lint claims bench mutate browser screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
@@ -30,6 +30,10 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.created
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.created
 	$(INSTALL) -e '.[bench]'
+	touch $@
+
+$(VENV)/.mutate-installed: pyproject.toml $(VENV)/.created
+	$(INSTALL) -e '.[mutate]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -82,9 +86,20 @@ screenshot: $(VENV)/.test-installed node_modules/.installed browser
 bench: $(VENV)/.bench-installed node_modules/.installed
 	$(PY) benchmarks/run.py
 
+# Mutation testing of the modules that carry the guarantees (pyproject.toml's
+# [tool.mutmut]), on moto, within MUTATE_SECONDS; a later run picks up where one stopped.
+# MUTANTS narrows it to names or globs (`make mutate MUTANTS='dynamodb_session_flask.store.*'`);
+# `mutmut show NAME` shows a mutant. docs/mutation.md lists what survived and why.
+MUTATE_SECONDS ?= 3600
+MUTANTS ?=
+mutate: $(VENV)/.mutate-installed
+	DYNAMODB_ENGINE=moto timeout $(MUTATE_SECONDS) $(VENV)/bin/mutmut run --max-children 2 \
+		$(MUTANTS) || echo "(stopped after $(MUTATE_SECONDS) s: run make mutate again to go on)"
+	$(VENV)/bin/mutmut results
+
 dist: $(VENV)/.created
 	rm -rf dist
 	$(UV) build --quiet --out-dir dist
 
 clean:
-	rm -rf $(VENV) node_modules dist
+	rm -rf $(VENV) node_modules dist mutants
