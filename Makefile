@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   serve the example shop on an embedded local DynamoDB (http://127.0.0.1:5000)
-#   make test   ruff, mypy --strict and the whole suite on moto's server and on dynalite
+#   make test   ruff, mypy --strict, the whole suite on moto's server (with a branch-coverage
+#               floor) and on dynalite, and the Performance page's exact figures
 #   make soak   gunicorn under load and DynamoDB faults, every answer checked (a few minutes)
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +16,8 @@ SOAK_FLAGS ?=
 UV := $(VENV)/bin/uv
 INSTALL := $(UV) pip install --quiet --python $(PY)
 
-.PHONY: demo lambda-local test lint docs neighbours soak bench browser screenshot dist clean
+.PHONY: demo lambda-local test lint claims docs neighbours soak bench mutate browser \
+	screenshot dist clean
 
 # Each target installs only its own extra, with its own stamp: the demo needs a handful
 # of packages, the tests and benchmarks many more.
@@ -42,6 +44,10 @@ $(VENV)/.docs-installed: pyproject.toml $(VENV)/.created
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.created
 	$(INSTALL) -e '.[bench]'
+	touch $@
+
+$(VENV)/.mutate-installed: pyproject.toml $(VENV)/.created
+	$(INSTALL) -e '.[mutate]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -74,11 +80,22 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check src tests examples benchmarks conftest.py docs/conf.py
 	$(VENV)/bin/mypy
 
+# Coverage is measured on the first engine's run only: the second runs the same code, and
+# measuring costs time. The floor is pyproject.toml's [tool.coverage.report] fail_under.
 test: lint node_modules/.installed browser
-	@for engine in $(ENGINES); do \
+	@first=1; for engine in $(ENGINES); do \
 		echo "== test suite on $$engine =="; \
-		DYNAMODB_ENGINE=$$engine $(PY) -m pytest -q || exit 1; \
+		cov=""; [ $$first = 1 ] && cov="--cov --cov-report=term:skip-covered"; first=0; \
+		DYNAMODB_ENGINE=$$engine $(PY) -m pytest -q $$cov || exit 1; \
 	done
+	@$(MAKE) --no-print-directory claims
+
+# The Performance page's calls and capacity units per request (docs/performance.md),
+# measured again on dynalite (exact there) in under a minute; `make bench` measures
+# everything, CPU included, and rewrites them.
+claims: $(VENV)/.test-installed node_modules/.installed
+	@echo "== the Performance page's figures =="
+	$(PY) -m benchmarks.claims
 
 # The documentation site (docs/, the API reference from the docstrings), rebuilt from
 # scratch so that every warning shows, and each one is an error.
@@ -107,9 +124,20 @@ screenshot: $(VENV)/.test-installed node_modules/.installed browser
 bench: $(VENV)/.bench-installed node_modules/.installed
 	$(PY) benchmarks/run.py
 
+# Mutation testing of the modules that carry the guarantees (pyproject.toml's
+# [tool.mutmut]), on moto, within MUTATE_SECONDS; a later run picks up where one stopped.
+# MUTANTS narrows it to names or globs (`make mutate MUTANTS='dynamodb_session_flask.store.*'`);
+# `mutmut show NAME` shows a mutant. docs/mutation.md lists what survived and why.
+MUTATE_SECONDS ?= 3600
+MUTANTS ?=
+mutate: $(VENV)/.mutate-installed
+	DYNAMODB_ENGINE=moto timeout $(MUTATE_SECONDS) $(VENV)/bin/mutmut run --max-children 2 \
+		$(MUTANTS) || echo "(stopped after $(MUTATE_SECONDS) s: run make mutate again to go on)"
+	$(VENV)/bin/mutmut results
+
 dist: $(VENV)/.created
 	rm -rf dist
 	$(UV) build --quiet --out-dir dist
 
 clean:
-	rm -rf $(VENV) .venv-neighbours node_modules dist
+	rm -rf $(VENV) .venv-neighbours node_modules dist mutants

@@ -31,6 +31,7 @@ from .engines import (
     start_engine,
 )
 from .fault_proxy import FaultProxy
+from .support import require_dynalite
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -68,6 +69,12 @@ def engine() -> Iterator[LocalEngine]:
         raise pytest.UsageError(f"DYNAMODB_ENGINE must be one of {ENGINE_NAMES}")
     with start_engine(ENGINE_NAME) as running:
         yield running
+
+
+@pytest.fixture
+def dynalite_required() -> None:
+    """For tests that start dynalite themselves, whatever the run's engine."""
+    require_dynalite()
 
 
 @pytest.fixture(scope="session")
@@ -229,7 +236,8 @@ def app_and_calls(make_app: AppFactory) -> tuple[Flask, CallCounter]:
 
 
 def item_count(client: DynamoDBClient, table_name: str) -> int:
-    return client.scan(TableName=table_name, Select="COUNT")["Count"]
+    """The items in the table now (a consistent Scan: a write just made is counted)."""
+    return client.scan(TableName=table_name, Select="COUNT", ConsistentRead=True)["Count"]
 
 
 # -- DynamoDB misbehaving ---------------------------------------------------------------

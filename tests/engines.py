@@ -35,6 +35,7 @@ __all__ = [
     "LocalEngine",
     "dynalite_available",
     "engine_client",
+    "free_port",
     "start_engine",
 ]
 
@@ -82,7 +83,8 @@ def dynalite_available() -> bool:
     return DYNALITE_CLI.is_file() and shutil.which("node") is not None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on now (another process may take it before it is used)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -289,7 +291,7 @@ def start_engine(name: str, *, data_path: str | None = None) -> LocalEngine:
     # The free port is only reserved until we close the probe socket, so another process
     # can take it before the engine binds; a fresh port usually fixes that.
     for _ in range(3):
-        engine = LocalEngine(name, port=_free_port(), data_path=data_path)
+        engine = LocalEngine(name, port=free_port(), data_path=data_path)
         try:
             return engine.start()
         except RuntimeError as exc:

@@ -5,8 +5,11 @@ stress: throttling and 500 answers with DynamoDB's exact bodies, slow answers, c
 closed without an answer before the request reaches the engine (``drop``) and after the
 engine applied it (``lose_answer``: the answer is read from the engine and thrown away, and
 the client's connection is reset, so botocore retries a write that already happened); and
-what it answers a caller whose IAM policy lacks a permission. Everything else is forwarded
-unchanged.
+what it answers a caller whose IAM policy lacks a permission. It also reshapes answers the
+way DynamoDB does at a scale no test table reaches: Scan and Query pages cut short (DynamoDB
+stops a page at 1 MB), and batch requests only partly processed (a throttled BatchWriteItem
+or BatchGetItem hands the rest back as ``UnprocessedItems`` or ``UnprocessedKeys``).
+Everything else is forwarded unchanged.
 """
 
 from __future__ import annotations
@@ -97,12 +100,20 @@ class LostAnswer:
         return self.status == 200
 
 
+#: Faults that change what the engine is asked and answers, rather than answering for it.
+_RESHAPING = ("page", "unprocessed")
+
+
 @dataclass
 class _Fault:
-    kind: str  # "throttle", "server_error", "deny", "delay", "drop" or "lose_answer"
+    # "throttle", "server_error", "deny", "delay", "drop", "lose_answer", or one of
+    # _RESHAPING
+    kind: str
     remaining: int | None
     operation: str | None
     seconds: float = 0.0
+    #: Items per page for "page".
+    limit: int = 0
     when: RequestPredicate | None = None
     rate: float = 1.0
     chosen: random.Random = field(default_factory=random.Random)
@@ -176,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         operation = _operation(self.headers.get("X-Amz-Target"), self.command, self.path)
         request = _json_body(body)
-        action = proxy._begin(operation, request)
+        action, reshaping = proxy._begin(operation, request)
         if action == "drop":
             self._abort()
             return
@@ -195,7 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "lose_answer":
             self._forward_and_lose_answer(operation, request, body)
             return
-        self._forward(body)
+        held_back: dict[str, Any] = {}
+        for fault in reshaping:
+            body, held_back = _reshape_request(fault, operation, body, held_back)
+        self._forward(body, held_back)
 
     do_POST = _handle
     do_GET = _handle
@@ -235,8 +249,11 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 for name, value in self.headers.items():
-                    if name.lower() not in _HOP_BY_HOP:
+                    # The body may have been reshaped: its length is set below.
+                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
                         conn.putheader(name, value)
+                if body or "Content-Length" in self.headers:
+                    conn.putheader("Content-Length", str(len(body)))
                 conn.endheaders(body or None)
                 response = conn.getresponse()
                 data = response.read()
@@ -261,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.proxy._lost(LostAnswer(operation, response.status, request, data))
         self._abort()
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, held_back: dict[str, Any]) -> None:
         try:
             response, data = self._send_upstream(body)
         except OSError:
@@ -272,11 +289,21 @@ class _Handler(BaseHTTPRequestHandler):
         if response.will_close and self._upstream is not None:
             self._upstream.close()
             self._upstream = None
+        if held_back and response.status == 200:
+            # What was held back is handed back as DynamoDB hands back what it did not do.
+            answer = json.loads(data)
+            answer.update(held_back)
+            data = json.dumps(answer).encode()
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
-            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+            if name.lower() not in _HOP_BY_HOP and name.lower() not in (
+                "content-length",
+                "x-amz-crc32",
+            ):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
+        # botocore checks this checksum when present: it must be the one of the body sent.
+        self.send_header("x-amz-crc32", str(zlib.crc32(data) & 0xFFFFFFFF))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -413,6 +440,18 @@ class FaultProxy:
         """
         self._add(_Fault("lose_answer", times, operation, when=when, rate=rate))
 
+    def page_size(self, limit: int, n: int | None = None, operation: str | None = None) -> None:
+        """Cut Scan and Query pages after ``limit`` items, as DynamoDB cuts them at 1 MB:
+        the engine itself answers with a ``LastEvaluatedKey`` to go on from."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self._add(_Fault("page", n, operation, limit=limit))
+
+    def leave_unprocessed(self, n: int | None = None, operation: str | None = None) -> None:
+        """Let a BatchWriteItem or BatchGetItem do only its first request per table and
+        hand the others back unprocessed, as DynamoDB does when it throttles a batch."""
+        self._add(_Fault("unprocessed", n, operation))
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -447,10 +486,12 @@ class FaultProxy:
             else:
                 self._connections.discard(conn)
 
-    def _begin(self, operation: str, request: Mapping[str, Any]) -> str | None:
-        """Count the request, sleep for matching delays; return the fault to answer with."""
+    def _begin(self, operation: str, request: Mapping[str, Any]) -> tuple[str | None, list[_Fault]]:
+        """Count the request, sleep for matching delays; return the fault to answer with,
+        and those that reshape the request and its answer."""
         delay = 0.0
         action: str | None = None
+        reshaping: list[_Fault] = []
         with self._lock:
             self.requests[operation] += 1
             for fault in self._faults:
@@ -458,6 +499,10 @@ class FaultProxy:
                     continue
                 if fault.kind == "delay":
                     delay += fault.seconds
+                elif fault.kind in _RESHAPING:
+                    if operation not in _RESHAPED_OPERATIONS[fault.kind]:
+                        continue
+                    reshaping.append(fault)
                 elif action is None:
                     action = fault.kind
                 else:
@@ -469,4 +514,30 @@ class FaultProxy:
         if delay:
             # Waiting on the event lets stop() cut a long delay short.
             self._stopping.wait(delay)
-        return action
+        return action, reshaping
+
+
+_RESHAPED_OPERATIONS = {
+    "page": ("Scan", "Query"),
+    "unprocessed": ("BatchWriteItem", "BatchGetItem"),
+}
+
+
+def _reshape_request(
+    fault: _Fault, operation: str, body: bytes, held_back: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]]:
+    """The request to send the engine instead, and what to add to its answer."""
+    request = json.loads(body)
+    if fault.kind == "page":
+        request["Limit"] = min(fault.limit, request.get("Limit", fault.limit))
+        return json.dumps(request).encode(), held_back
+    held: dict[str, Any] = {}
+    for table, asked in request["RequestItems"].items():
+        if operation == "BatchWriteItem":
+            if len(asked) > 1:
+                request["RequestItems"][table], held[table] = asked[:1], asked[1:]
+        elif len(asked["Keys"]) > 1:
+            held[table] = {**asked, "Keys": asked["Keys"][1:]}
+            asked["Keys"] = asked["Keys"][:1]
+    name = "UnprocessedItems" if operation == "BatchWriteItem" else "UnprocessedKeys"
+    return json.dumps(request).encode(), {**held_back, name: held} if held else held_back

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from werkzeug.http import parse_cookie
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .support import cookie_id, expires_cookie
 
 #: Longest any thread waits on a gate or an answer; only reached when something is broken.
 WAIT = 10.0
@@ -36,16 +37,10 @@ class Reply:
 
     def cookie(self) -> str | None:
         """The value the response gives the ``id`` cookie, ``None`` when it sets none."""
-        for header in self.set_cookies:
-            parsed = parse_cookie(header)
-            if "id" in parsed:
-                return parsed["id"]
-        return None
+        return cookie_id(self)
 
     def expires_cookie(self) -> bool:
-        return self.cookie() == "" and any(
-            "Expires=Thu, 01 Jan 1970" in header for header in self.set_cookies
-        )
+        return expires_cookie(self)
 
 
 class LiveServer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -28,13 +27,6 @@ FOREIGN_SETTINGS = (
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_environment(**settings: str) -> dict[str, str]:

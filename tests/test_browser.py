@@ -26,8 +26,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from dynamodb_session_flask import create_table
 
 from .browser import chromium
-from .engines import LocalEngine
-from .servers import free_port, server_environment, serving
+from .conftest import item_count
+from .engines import LocalEngine, free_port
+from .servers import server_environment, serving
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -54,10 +55,6 @@ def demo_table(admin_client: DynamoDBClient) -> Iterator[str]:
     create_table(name, client=admin_client)
     yield name
     admin_client.delete_table(TableName=name)
-
-
-def stored_sessions(client: DynamoDBClient, table_name: str) -> int:
-    return client.scan(TableName=table_name, Select="COUNT", ConsistentRead=True)["Count"]
 
 
 # -- what a person does and sees ------------------------------------------------------------
@@ -206,14 +203,14 @@ def test_shopping_in_a_real_browser(
         driver.refresh()
         assert cart(driver) == ["Blue teapot", "Oolong tea, 100 g"]
         assert previous_request(driver) == ("GET /", LOGGED_IN_PAGE_CALLS, "0")
-        assert stored_sessions(admin_client, demo_table) == 1
+        assert item_count(admin_client, demo_table) == 1
 
         old_id = cookie["value"]
         submit(driver, "/logout")
         assert (text_of(driver, "notice") or "").startswith("You are logged out")
         assert not logged_in(driver) and cart(driver) == []
         assert driver.get_cookie("id") is None
-        assert stored_sessions(admin_client, demo_table) == 0
+        assert item_count(admin_client, demo_table) == 0
 
         # The old id is dead: put it back in the jar and it loads nothing, and the server
         # tells the browser to drop it.
@@ -284,7 +281,7 @@ def test_one_browser_across_gunicorn_worker_processes(
         assert len(workers) >= 2, f"every request was served by process {workers}"
         # They are workers of one server, not one process reused.
         assert len({parent_of(pid) for pid in workers}) == 1
-        assert stored_sessions(admin_client, demo_table) == 1
+        assert item_count(admin_client, demo_table) == 1
 
         submit(driver, "/logout")
         assert not logged_in(driver)

@@ -200,3 +200,52 @@ def test_a_value_changed_back_after_a_manual_save_is_saved(make_app: AppFactory)
     assert client.get("/get").json == {"cart": ["book"]}
     client.get("/change-through-an-old-reference")
     assert client.get("/get").json == {"cart": ["book", "ink"]}
+
+
+def test_del_removes_the_key_for_good(make_app: AppFactory) -> None:
+    """A logout written as ``del session[...]`` must remove the key from the stored
+    session, not only from this request's copy."""
+    app, calls = make_app()
+
+    @app.route("/logout")
+    def logout() -> Any:
+        del session["user_id"]
+        # Flask's own sessions say so too; applications may read it.
+        return jsonify(modified=session.modified)
+
+    client = app.test_client()
+    client.get("/set?user_id=alice&theme=dark")
+    calls.clear()
+
+    assert client.get("/logout").json == {"modified": True}
+
+    assert calls == {"GetItem": 1, "UpdateItem": 1}
+    assert client.get("/get").json == {"theme": "dark"}
+
+
+@pytest.mark.parametrize("view", ["items", "values", "copy", "get", "setdefault"])
+def test_nested_values_reached_through_any_accessor_are_tracked(
+    make_app: AppFactory, view: str
+) -> None:
+    """Every way a view can get hold of a stored list hands it out for tracking, so an
+    in-place change made through it is saved without ``session.modified``."""
+    app, _ = make_app()
+    reach = {
+        "items": lambda: [value for _, value in session.items()],
+        "values": lambda: list(session.values()),
+        "copy": lambda: list(session.copy().values()),
+        "get": lambda: [session.get("cart")],
+        "setdefault": lambda: [session.setdefault("cart", [])],
+    }[view]
+
+    @app.route("/tag")
+    def tag() -> str:
+        for value in reach():
+            value.append("seen")
+        return "tagged"
+
+    client = app.test_client()
+    client.get("/append/cart/book")
+    client.get("/tag")
+
+    assert client.get("/get").json == {"cart": ["book", "seen"]}

@@ -20,11 +20,12 @@ from flask.testing import FlaskClient
 
 from dynamodb_session_flask import DynamoDbSession, list_user_sessions
 from dynamodb_session_flask.cli import cli
+from dynamodb_session_flask.maintenance import PurgeResult, purge_expired
 
 from .conftest import AppFactory, item_count, proxied_app
-from .engines import REPO_ROOT, LocalEngine, _free_port
+from .engines import REPO_ROOT, LocalEngine, free_port
 from .fault_proxy import FaultProxy
-from .test_expiry import FrozenClockSession
+from .support import FrozenClockSession, freeze_clock
 from .test_users import add_user_routes, eventually, is_logged_in, logged_in
 
 
@@ -152,8 +153,7 @@ def aged(make_app: AppFactory) -> tuple[Flask, FrozenClockSession, dict[str, Fla
     alice's two and an anonymous one from t=0; bob's and another anonymous one from
     t=50; the clock at t=110."""
     app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     clients = {
         "alice-1": logged_in(app, "alice", "A1"),
@@ -215,15 +215,97 @@ def test_purge_never_applies_the_commands_shorter_timeout(
     # sessions, idle for 60 s, are live for the application and must stay.
     shorter = Flask(__name__)
     shorter.config.update(app.config, SESSION_DYNAMODB_IDLE_TIMEOUT=30)
-    command = FrozenClockSession(client=clock._client)  # type: ignore[attr-defined]
-    command.current = clock.current
-    shorter.session_interface = command
+    shorter.session_interface = app.session_interface
+    freeze_clock(shorter, like=clock)
 
     output = succeeded(run(shorter, "purge-expired", "--margin", "5"))
 
     assert "Deleted 3 expired sessions" in output
     assert is_logged_in(clients["bob"])
     assert clients["anonymous-new"].get("/get").json == {"cart": "pen"}
+
+
+def test_purge_applies_the_read_rule_at_the_very_second_of_expiry(
+    make_app: AppFactory, admin_client, table_name: str
+) -> None:
+    app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
+    clock = freeze_clock(app)
+    ending, staying = app.test_client(), app.test_client()
+    ending.get("/set?a=1")
+    clock.advance(1)
+    staying.get("/set?a=2")
+    clock.advance(99)  # the first is idle for exactly its timeout: a read finds it expired
+
+    assert "Deleted 1 expired sessions" in succeeded(run(app, "purge-expired", "--margin", "0"))
+    assert ending.get("/get").json == {}
+    assert staying.get("/get").json == {"a": "2"}
+
+
+FOREIGN_ITEMS = [
+    # Another application's items in a shared table, with attribute names sessions use too.
+    {"id": {"S": "feature-flags"}, "created": {"N": "1600000000"}, "flags": {"S": "beta"}},
+    {"id": {"S": "cache#home"}, "expires": {"N": "1600000000"}, "refreshed": {"N": "0"}},
+]
+
+
+def test_purge_leaves_items_that_are_not_sessions(aged, admin_client, table_name: str) -> None:
+    app, _, _ = aged
+    for item in FOREIGN_ITEMS:
+        admin_client.put_item(TableName=table_name, Item=item)
+
+    assert "Deleted 3 expired sessions" in succeeded(run(app, "purge-expired", "--margin", "5"))
+
+    for item in FOREIGN_ITEMS:
+        kept = admin_client.get_item(
+            TableName=table_name, Key={"id": item["id"]}, ConsistentRead=True
+        )
+        assert kept.get("Item") == item
+    assert "not sessions:           2" in succeeded(run(app, "stats"))
+
+
+EXPIRED, LIVE = 30, 2
+
+
+@pytest.fixture
+def crowd(make_app: AppFactory, proxy: FaultProxy) -> Flask:
+    """More expired sessions than one BatchWriteItem deletes (25), and two live ones, on an
+    app whose client goes through the fault proxy."""
+    app = proxied_app(make_app, proxy, SESSION_DYNAMODB_IDLE_TIMEOUT=100)
+    clock = freeze_clock(app)
+    for n in range(EXPIRED):
+        app.test_client().get(f"/set?n={n}")
+    clock.advance(200)
+    for n in range(LIVE):
+        app.test_client().get(f"/set?n=live-{n}")
+    return app
+
+
+def test_purge_deletes_across_scan_pages(
+    crowd: Flask, proxy: FaultProxy, admin_client, table_name: str
+) -> None:
+    # DynamoDB ends a Scan page at 1 MB, which no test table reaches: pages of 4 items.
+    proxy.page_size(4, operation="Scan")
+    proxy.reset_counts()
+
+    output = succeeded(run(crowd, "purge-expired", "--segments", "1", "--margin", "5"))
+
+    assert f"Deleted {EXPIRED} expired sessions" in output
+    assert item_count(admin_client, table_name) == LIVE
+    pages = -(-(EXPIRED + LIVE) // 4)
+    # (Engines differ on whether an empty last page follows a full one.)
+    assert proxy.count("Scan") in (pages, pages + 1)
+    assert proxy.count("DeleteItem") == EXPIRED
+
+
+def test_a_dry_run_counts_and_deletes_nothing(aged, admin_client, table_name: str) -> None:
+    app, clock, _ = aged
+
+    result = purge_expired(
+        admin_client, table_name, lambda: clock.current.timestamp(), margin=5, dry_run=True
+    )
+
+    assert result == PurgeResult(scanned=3, expired=3, deleted=0)
+    assert item_count(admin_client, table_name) == 5
 
 
 # -- end-user ---------------------------------------------------------------------------------
@@ -295,7 +377,7 @@ def test_a_missing_permission_is_named(
 def test_an_unreachable_endpoint_is_one_line() -> None:
     app = Flask(__name__)
     app.config.update(
-        SESSION_DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{_free_port()}",
+        SESSION_DYNAMODB_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
         SESSION_DYNAMODB_CONNECT_TIMEOUT=0.2,
         SESSION_DYNAMODB_MAX_ATTEMPTS=1,
     )

@@ -8,12 +8,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+from botocore.config import Config
 from flask import Flask, session
 
 from dynamodb_session_flask import DynamoDbSession
 
 from .conftest import CountingSession
 from .engines import LocalEngine
+from .fault_proxy import FaultProxy
 
 
 def make_app(engine: LocalEngine, table_name: str, counting: CountingSession) -> Flask:
@@ -107,3 +109,29 @@ def test_init_app_without_a_region_starts_and_answers_503(
     assert app.test_client().get("/visit").status_code == 503
     # Requests that never touch the session are served as usual.
     assert app.test_client().get("/nowhere").status_code == 404
+
+
+def test_botocore_config_is_merged_over_the_settings(
+    engine: LocalEngine, table_name: str, proxy: FaultProxy
+) -> None:
+    """``botocore_config`` adds to what the settings give the client, it does not replace
+    it: here it lowers the attempts to one, while the settings' read timeout still holds."""
+    counting = CountingSession()
+    app = make_app(engine, table_name, counting)
+    app.config.update(
+        SESSION_DYNAMODB_ENDPOINT_URL=proxy.url,
+        SESSION_DYNAMODB_READ_TIMEOUT=0.5,
+        SESSION_DYNAMODB_MAX_ATTEMPTS=3,
+    )
+    DynamoDbSession(
+        boto3_session=counting.session,
+        botocore_config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+    ).init_app(app)
+    client = app.test_client()
+    assert client.get("/visit").data == b"1"
+    # Slower than the settings' read timeout, well within botocore's default of 60 s.
+    proxy.delay(2.0, operation="GetItem")
+    proxy.reset_counts()
+
+    assert client.get("/visit").status_code == 503
+    assert proxy.count("GetItem") == 1

@@ -25,8 +25,9 @@ from werkzeug.test import TestResponse
 from dynamodb_session_flask import create_table
 from examples.app import MAX_USER_LENGTH, create_app
 
-from .engines import REPO_ROOT, LocalEngine, engine_client
-from .servers import free_port, stop, wait_until_serving
+from .conftest import item_count
+from .engines import REPO_ROOT, LocalEngine, engine_client, free_port
+from .servers import stop, wait_until_serving
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -65,10 +66,6 @@ def app(engine: LocalEngine, demo_table: str, tmp_path: Path) -> Flask:
     return create_app(demo_config(engine, demo_table, tmp_path / "costs.sqlite3"))
 
 
-def stored_sessions(client: DynamoDBClient, table_name: str) -> int:
-    return client.scan(TableName=table_name, Select="COUNT", ConsistentRead=True)["Count"]
-
-
 def session_cookie(app: Flask, client: FlaskClient) -> str | None:
     cookie = client.get_cookie(app.session_interface.get_cookie_name(app))
     return None if cookie is None else cookie.value
@@ -101,7 +98,7 @@ def test_first_visit_shows_login_form_and_stores_nothing(
     assert "Your cart is empty." in html
     assert "No session is stored for you yet." in html
     assert session_cookie(app, client) is None
-    assert stored_sessions(demo_client, demo_table) == 0
+    assert item_count(demo_client, demo_table) == 0
 
 
 def test_login_shows_user_and_times(app: Flask) -> None:
@@ -130,7 +127,7 @@ def test_login_regenerates_id_and_keeps_cart(
     after = session_cookie(app, client)
     assert after is not None and after != before
     # The pre-login record is gone, not merely orphaned.
-    assert stored_sessions(demo_client, demo_table) == 1
+    assert item_count(demo_client, demo_table) == 1
     assert cart_items(page(client)) == ["apple"]
 
 
@@ -150,7 +147,7 @@ def test_two_items_are_both_in_cart(
     post(client, "/cart", item="pear")
     html = page(client)
     assert cart_items(html) == ["apple", "pear"]
-    assert stored_sessions(demo_client, demo_table) == 1
+    assert item_count(demo_client, demo_table) == 1
 
 
 def test_logout_shows_login_form_and_deletes_session(
@@ -159,7 +156,7 @@ def test_logout_shows_login_form_and_deletes_session(
     client = app.test_client()
     post(client, "/login", user="alice")
     post(client, "/cart", item="apple")
-    assert stored_sessions(demo_client, demo_table) == 1
+    assert item_count(demo_client, demo_table) == 1
 
     post(client, "/logout")
     assert session_cookie(app, client) is None
@@ -167,7 +164,7 @@ def test_logout_shows_login_form_and_deletes_session(
     assert LOGIN_FORM in html
     assert "alice" not in html
     assert "Your cart is empty." in html
-    assert stored_sessions(demo_client, demo_table) == 0
+    assert item_count(demo_client, demo_table) == 0
 
 
 def test_second_client_does_not_see_first_clients_cart(app: Flask) -> None:
@@ -212,7 +209,7 @@ def test_invalid_input_is_rejected_without_storing(
 ) -> None:
     response = app.test_client().post(path, data=form)
     assert response.status_code == 400
-    assert stored_sessions(demo_client, demo_table) == 0
+    assert item_count(demo_client, demo_table) == 0
 
 
 def test_longest_allowed_user_name_is_accepted(app: Flask) -> None:
@@ -388,7 +385,7 @@ def test_serve_script_serves_the_shop(
         assert LOGIN_FORM in fetch(urllib.request.build_opener(), url)
 
         if backend == "endpoint":
-            assert stored_sessions(demo_client, table_name) == 1
+            assert item_count(demo_client, table_name) == 1
 
         # SIGTERM: serve.py stops its embedded moto and exits cleanly.
         assert stop(proc) == 0, log.read_text()

@@ -301,3 +301,36 @@ def test_user_sessions_after_regenerate_sends_no_raw_id_and_marks_current(
     for raw in (sid, body["new"]):
         assert all(raw not in params for params in sent), "a raw session id reached DynamoDB"
     assert any(storage_key(body["new"]) in params for params in sent)
+
+
+@pytest.mark.parametrize("ending", ["end_other_sessions", "password_change"])
+def test_a_stolen_copy_moved_while_the_ending_runs_cannot_escape(
+    site: Site, admin_client: DynamoDBClient, table_name: str, ending: str
+) -> None:
+    """The thief's request has loaded the shared id and moves it only once the victim's
+    ending has listed the user's sessions (so the listing never shows the thief's new
+    record): the move must fail, since the ending fenced the record (or, after
+    ``regenerate()``, moved it first)."""
+    victim = site.login("alice")
+    after_load = CallPause(site.client, "GetItem")
+    after_query = CallPause(site.client, "Query")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        after_load.arm()
+        thief = pool.submit(site.server.get, "/rotate", victim)
+        assert after_load.reached.wait(WAIT), "the thief's request never loaded the session"
+        after_query.arm()
+        pending = pool.submit(ENDINGS[ending], site, victim)
+        assert after_query.reached.wait(WAIT), "the ending never queried the index"
+        after_load.release.set()
+        moved = thief.result(timeout=2 * WAIT)
+        after_query.release.set()
+        ended = pending.result(timeout=2 * WAIT)
+
+    assert ended.status == 200
+    thief_id = moved.cookie()
+    if thief_id:
+        assert site.loads(thief_id) == {}, "the thief escaped with the victim's session"
+    kept = ended.cookie() or victim
+    assert site.loads(kept) == {"_user_id": "alice"}, "the victim won and stays logged in"
+    assert item_count(admin_client, table_name) == 1

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from flask import session
 
-from dynamodb_session_flask import DynamoDbSession
-
 from .conftest import AppFactory
-
-
-class FrozenClockSession(DynamoDbSession):
-    """The interface with its one clock under the test's control."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.current = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
+from .support import FrozenClockSession, expires_cookie, freeze_clock
 
 
 @pytest.fixture
 def clocked(make_app: AppFactory):
     def build(**config):
         app, calls = make_app(**config)
-        interface = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-        app.session_interface = interface
-        return app, interface, calls
+        return app, freeze_clock(app), calls
 
     return build
 
@@ -154,7 +137,7 @@ def test_write_after_expiry_does_not_revive_the_session(clocked, expiry: str) ->
     response = client.get("/late-write/101" if expiry == "idle" else "/late-write/61")
 
     assert response.status_code == 200
-    assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+    assert expires_cookie(response)
     assert client.get("/get").json == {}
 
 
@@ -174,7 +157,7 @@ def test_regenerate_after_expiry_does_not_revive_the_session(
     client.get("/set?a=1")
     response = client.get("/late-regenerate")
 
-    assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+    assert expires_cookie(response)
     assert admin_client.scan(TableName=table_name, Select="COUNT")["Count"] == 1, "left to TTL"
     assert client.get("/get").json == {}
 

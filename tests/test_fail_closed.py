@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask, session
-from werkzeug.http import parse_cookie
 from werkzeug.test import TestResponse
 
 from .conftest import AppFactory, item_count, proxied_app, random_text
 from .fault_proxy import FaultProxy
+from .support import cookie_id
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -36,17 +36,9 @@ def add_ending_route(app: Flask) -> None:
         return "done"
 
 
-def session_cookie(response: TestResponse) -> str | None:
-    for header in response.headers.getlist("Set-Cookie"):
-        parsed = parse_cookie(header)
-        if "id" in parsed:
-            return parsed["id"]
-    return None
-
-
 def assert_no_live_id(response: TestResponse, app: Flask, old_sid: str) -> None:
     """The response gives the client no id that loads anything, and the old one is dead."""
-    new_sid = session_cookie(response)
+    new_sid = cookie_id(response)
     assert not new_sid, f"the failed response handed out an id: {new_sid!r}"
     assert new_sid == "", "the browser is told to drop the dead id"
     client = app.test_client()

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
-from werkzeug.http import parse_cookie
-from werkzeug.test import TestResponse
 
 from dynamodb_session_flask import DynamoDbSession, create_table
 
@@ -33,8 +31,9 @@ from .conftest import (
     proxied_app,
     worst_case_seconds,
 )
-from .engines import LocalEngine, dynalite_available, engine_client, start_engine
+from .engines import LocalEngine, engine_client, start_engine
 from .fault_proxy import FaultProxy
+from .support import cookie_id, require_dynalite
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -52,10 +51,6 @@ def configured_app(
         SESSION_DYNAMODB_MAX_ATTEMPTS=max_attempts,
     )
     return app
-
-
-def cookie_id(response: TestResponse) -> str:
-    return parse_cookie(response.headers["Set-Cookie"])["id"]
 
 
 def stored_data(admin_client: DynamoDBClient, table_name: str) -> list[dict[str, Any]]:
@@ -220,8 +215,7 @@ def test_answer_slower_than_the_read_timeout_is_a_bounded_503(
 
 @pytest.fixture
 def persistent_engine(tmp_path: Any) -> Iterator[LocalEngine]:
-    if not dynalite_available():
-        pytest.skip("dynalite is not installed (node_modules/dynalite or node missing)")
+    require_dynalite()
     with start_engine("dynalite", data_path=str(tmp_path / "dynalite")) as running:
         yield running
 

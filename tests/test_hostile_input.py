@@ -13,13 +13,13 @@ from flask import Flask, jsonify, request, session
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from itsdangerous import Signer
-from werkzeug.http import parse_cookie
 from werkzeug.test import TestResponse
 
 from dynamodb_session_flask import SessionTooLargeError
 from dynamodb_session_flask.ids import storage_key
 
 from .conftest import AppFactory, CallCounter, item_count, random_text
+from .support import cookie_id, expires_cookie
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 ITEM_LIMIT = 400 * 1024
 SIGNING_KEY = "k"
 URLSAFE = string.ascii_letters + string.digits + "-_"
-
-
-def cookie_id(response: TestResponse) -> str:
-    return parse_cookie(response.headers["Set-Cookie"])["id"]
-
-
-def expires_cookie(response: TestResponse) -> bool:
-    header = response.headers.get("Set-Cookie", "")
-    return parse_cookie(header).get("id") == "" and "Expires=Thu, 01 Jan 1970" in header
 
 
 # -- garbage and forged ids -----------------------------------------------------------

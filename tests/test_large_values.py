@@ -307,3 +307,24 @@ def test_change_to_more_keys_than_a_delta_holds_stores_large_values_compressed(
     stored = stored_values(admin_client, table_name)
     assert set(stored["cart"]) == {"B"} and stored["k7"] == {"S": "7"}
     assert client.get("/get").json == {"cart": cart(41), **{f"k{n}": n for n in range(150)}}
+
+
+def test_key_names_count_against_the_item_limit(
+    shop: tuple[Flask, CallCounter], admin_client: DynamoDBClient, table_name: str
+) -> None:
+    """DynamoDB counts each map entry's name as well as its value: many long keys with
+    small values are over the limit, and refused before any write."""
+    app, calls = shop
+
+    @app.post("/many-keys")
+    def many_keys() -> str:
+        for n in range(320):
+            session[f"{n:04d}-" + "k" * 1300] = 1
+        return "stored"
+
+    with pytest.raises(SessionTooLargeError) as raised:
+        app.test_client().post("/many-keys")
+
+    assert raised.value.size > 320 * 1300 > raised.value.limit
+    assert calls.total() == 0
+    assert item_count(admin_client, table_name) == 0

@@ -4,13 +4,9 @@ and ids that are malformed, forged or unknown."""
 from __future__ import annotations
 
 from flask import Flask
-from werkzeug.http import parse_cookie
 
 from .conftest import AppFactory, CallCounter, item_count
-
-
-def cookie_id(response) -> str:
-    return parse_cookie(response.headers["Set-Cookie"])["id"]
+from .support import cookie_id, expires_cookie
 
 
 def test_new_session_without_data_is_not_saved(app_and_calls, admin_client, table_name) -> None:
@@ -40,7 +36,7 @@ def test_clear_removes_record_and_expires_cookie(app_and_calls, admin_client, ta
 
     assert item_count(admin_client, table_name) == 0
     assert client.get_cookie("id") is None
-    assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+    assert expires_cookie(response)
     client.set_cookie("id", sid)
     assert client.get("/get").json == {}
 

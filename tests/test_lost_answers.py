@@ -10,6 +10,7 @@ the app's connection instead of passing it on.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,7 +20,8 @@ from flask.testing import FlaskClient
 from dynamodb_session_flask.records import SessionRecord
 from dynamodb_session_flask.store import SessionIdCollisionError, SessionStore
 
-from .conftest import AppFactory, item_count, proxied_app
+from .conftest import MAX_ATTEMPTS, AppFactory, item_count, proxied_app
+from .engines import engine_client
 from .fault_proxy import FaultProxy, is_conditional
 from .test_users import add_user_routes
 
@@ -213,3 +215,40 @@ def test_no_500_when_every_write_of_a_login_loses_its_answer_once(
     assert response.status_code == 200
     assert client.get("/get").json == {"cart": "book", "_user_id": "alice"}
     assert item_count(admin_client, table_name) == 1
+
+
+def store_through(proxy: FaultProxy, table_name: str) -> SessionStore:
+    client = engine_client(
+        proxy.url, retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+    )
+    return SessionStore(table_name, lambda: client)
+
+
+@pytest.mark.parametrize("fault", ["throttle", "server_error"])
+def test_a_write_retried_after_a_refusal_is_not_taken_for_applied(
+    proxy: FaultProxy, admin_client: DynamoDBClient, table_name: str, fault: str
+) -> None:
+    """Only a lost answer makes a retried write's failed condition ambiguous: after a
+    throttle or an error answer the first attempt was refused, so a record that is gone
+    was gone (ended by someone else), and a rotation must not carry on over it."""
+    store = store_through(proxy, table_name)
+    record = SessionRecord(time.time(), time.time(), 600, 3600, {"a": '"1"'})
+    getattr(proxy, fault)(1, "DeleteItem")
+    assert store.end_live("gone" * 11, record, time.time()) is None
+    getattr(proxy, fault)(1, "DeleteItem")
+    assert store.end_bound("gone" * 11, "alice").ended is False
+    assert proxy.count("DeleteItem") == 4, "each delete was retried once"
+
+
+def test_a_write_retried_after_a_lost_answer_is_taken_for_applied(
+    proxy: FaultProxy, admin_client: DynamoDBClient, table_name: str
+) -> None:
+    store = store_through(proxy, table_name)
+    now = time.time()
+    record = SessionRecord(now, now, 600, 3600, {"a": '"1"'})
+    assert store.create("k" * 43, record)
+    proxy.lose_answer("DeleteItem")
+
+    assert store.end_live("k" * 43, record, now) == record
+    assert_one_lost(proxy, "DeleteItem")
+    assert store.get("k" * 43) is None

@@ -94,8 +94,9 @@ class Model:
             live[new_id] = {op.key: op.value}
             return True
         if op.kind == "login":
-            if mine is None and new_id is None:
-                # Its session was ended under it: the login is dropped with it.
+            if new_id is None:
+                # Its session was ended under it (the login is dropped with it), or fenced
+                # by an ending made from a holder of the same id (the move is refused).
                 return overlapped and presented is not None
             base = live.pop(presented, {}) if presented is not None else {}
             if new_id is None:
@@ -107,7 +108,8 @@ class Model:
                 # Nothing to move: any id handed out must load nothing.
                 return True
             if new_id is None:
-                return False
+                # Refused: fenced by an ending made from a holder of the same id.
+                return overlapped
             live[new_id] = live.pop(presented)  # type: ignore[arg-type]
             return True
         if op.kind == "logout":

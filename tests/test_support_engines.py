@@ -19,8 +19,9 @@ from botocore.exceptions import (
 from botocore.retries import standard
 
 from tests import engines
-from tests.engines import LocalEngine, dynalite_available, engine_client, start_engine
+from tests.engines import LocalEngine, engine_client, start_engine
 from tests.fault_proxy import THROTTLING_BODY, FaultProxy
+from tests.support import require_dynalite
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -28,10 +29,8 @@ if TYPE_CHECKING:
     MakeClient = Callable[..., DynamoDBClient]
 
 KEY = {"id": {"S": "k1"}}
-needs_dynalite = pytest.mark.skipif(
-    not dynalite_available(),
-    reason=f"dynalite is not installed; run `{engines.NPM_INSTALL_COMMAND}`",
-)
+#: Skips on a moto run without dynalite; fails a dynalite run without it (see support.py).
+needs_dynalite = pytest.mark.usefixtures("dynalite_required")
 
 
 def _create_table(client: DynamoDBClient, name: str) -> None:
@@ -228,6 +227,20 @@ def test_missing_dynalite_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setattr("shutil.which", lambda cmd: "/usr/bin/node")
     with pytest.raises(RuntimeError, match="npm ci"):
         start_engine("dynalite")
+
+
+@pytest.mark.parametrize(
+    ("engine_name", "outcome"),
+    [("moto", pytest.skip.Exception), ("dynalite", pytest.fail.Exception)],
+)
+def test_a_test_needing_dynalite_fails_without_it_on_a_dynalite_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str, outcome: type[Exception]
+) -> None:
+    monkeypatch.setattr(engines, "DYNALITE_CLI", tmp_path / "missing" / "cli.js")
+    monkeypatch.setenv("DYNAMODB_ENGINE", engine_name)
+
+    with pytest.raises(outcome, match="npm ci"):
+        require_dynalite()
 
 
 @needs_dynalite

@@ -22,9 +22,11 @@ from dynamodb_session_flask import (
     list_user_sessions,
 )
 from dynamodb_session_flask.ids import storage_key
+from dynamodb_session_flask.user_index import BATCH_ATTEMPTS
 
-from .conftest import AppFactory, CallCounter
-from .test_expiry import FrozenClockSession
+from .conftest import LOGGER, AppFactory, CallCounter, error_lines, proxied_app
+from .fault_proxy import FaultProxy
+from .support import expires_cookie, freeze_clock
 
 T = TypeVar("T")
 sess: DynamoDbSessionInstance = session  # type: ignore[assignment]
@@ -128,8 +130,7 @@ def is_logged_in(client: FlaskClient) -> bool:
 
 def test_each_user_sees_their_own_live_sessions_newest_first(make_app: AppFactory) -> None:
     app, _ = make_app()
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     alice = []
     for n in range(3):
@@ -151,8 +152,7 @@ def test_each_user_sees_their_own_live_sessions_newest_first(make_app: AppFactor
 
 def test_listing_shows_times_and_never_an_id(make_app: AppFactory) -> None:
     app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=600)
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     start = clock.current.timestamp()
     client = logged_in(app, "alice", "Browser")
@@ -236,8 +236,7 @@ def test_a_logged_out_session_is_not_listed(users_app, logout: str) -> None:
 
 def test_expired_sessions_are_not_listed(make_app: AppFactory) -> None:
     app, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
-    clock = FrozenClockSession(client=app.session_interface._client)  # type: ignore[attr-defined]
-    app.session_interface = clock
+    clock = freeze_clock(app)
     add_user_routes(app)
     active = logged_in(app, "alice", "Active")
     logged_in(app, "alice", "Idle")
@@ -252,8 +251,7 @@ def test_expired_sessions_are_not_listed(make_app: AppFactory) -> None:
 
 def test_a_shortened_timeout_applies_to_listings(make_app: AppFactory) -> None:
     before, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=1000)
-    clock = FrozenClockSession(client=before.session_interface._client)  # type: ignore[attr-defined]
-    before.session_interface = clock
+    clock = freeze_clock(before)
     add_user_routes(before)
     logged_in(before, "alice", "Browser")
     with before.app_context():
@@ -261,9 +259,7 @@ def test_a_shortened_timeout_applies_to_listings(make_app: AppFactory) -> None:
 
     # Redeployed with a shorter idle timeout: the old session is dead after 100 s.
     after, _ = make_app(SESSION_DYNAMODB_IDLE_TIMEOUT=100)
-    later = FrozenClockSession(client=after.session_interface._client)  # type: ignore[attr-defined]
-    later.current = clock.current
-    after.session_interface = later
+    later = freeze_clock(after, like=clock)
     later.advance(101)
     with after.app_context():
         assert list_user_sessions("alice") == []
@@ -314,7 +310,7 @@ def test_end_other_sessions_ends_only_this_users_others(users_app) -> None:
     for ended in alice[1:]:
         response = ended.get("/get")
         assert response.json == {}
-        assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+        assert expires_cookie(response)
     assert all(is_logged_in(client) for client in bob)
     assert [row["user_agent"] for row in devices(alice[0])] == ["A0"]
     assert len(devices(bob[0])) == 2
@@ -388,7 +384,7 @@ def test_ending_ones_own_handle_is_a_logout(users_app) -> None:
     response = client.get(f"/end/{mine['handle']}")
 
     assert response.json == {"ended": True}
-    assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+    assert expires_cookie(response)
     assert client.get("/get").json == {}
 
 
@@ -626,3 +622,62 @@ def test_a_session_ended_during_its_own_request_is_not_listed(
     devices(here, expected=2)
 
     assert here.get("/ended-meanwhile").json == ["There"]
+
+
+# -- DynamoDB answering in parts -----------------------------------------------------------
+
+
+@pytest.fixture
+def proxied_users_app(make_app: AppFactory, proxy: FaultProxy) -> Flask:
+    app = proxied_app(make_app, proxy)
+    add_user_routes(app)
+    return app
+
+
+def test_listing_reads_every_index_page_and_retries_unprocessed_keys(
+    proxied_users_app: Flask, proxy: FaultProxy
+) -> None:
+    app = proxied_users_app
+    clients = [logged_in(app, "alice", f"Browser {n}") for n in range(4)]
+    devices(clients[0], expected=4)
+    # One index entry per Query page; a BatchGetItem that reads one key per call.
+    proxy.page_size(1, operation="Query")
+    proxy.leave_unprocessed(None, "BatchGetItem")
+    proxy.reset_counts()
+
+    listed = devices(clients[0])
+
+    assert sorted(row["user_agent"] for row in listed) == [f"Browser {n}" for n in range(4)]
+    # One page per entry (engines differ on whether an empty last page follows).
+    assert proxy.count("Query") in (4, 5)
+    assert proxy.count("BatchGetItem") == 4
+
+
+def test_keys_left_unprocessed_after_every_attempt_are_a_503(
+    proxied_users_app: Flask, proxy: FaultProxy
+) -> None:
+    app = proxied_users_app
+    clients = [logged_in(app, "alice", f"Browser {n}") for n in range(BATCH_ATTEMPTS + 2)]
+    devices(clients[0], expected=BATCH_ATTEMPTS + 2)
+    proxy.leave_unprocessed(None, "BatchGetItem")
+    proxy.reset_counts()
+
+    assert clients[0].get("/devices").status_code == 503
+    assert proxy.count("BatchGetItem") == BATCH_ATTEMPTS
+
+
+def test_a_failing_delete_while_ending_sessions_is_a_503_naming_it(
+    proxied_users_app: Flask, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = proxied_users_app
+    staying = logged_in(app, "alice", "Staying")
+    leaving = logged_in(app, "alice", "Leaving")
+    devices(staying, expected=2)
+    proxy.server_error(None, "DeleteItem")
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        assert staying.get("/end-others").status_code == 503
+
+    assert any("DynamoDB DeleteItem on table" in line for line in error_lines(caplog))
+    proxy.clear()
+    assert is_logged_in(leaving), "nothing was ended"

@@ -6,6 +6,8 @@ saying whether botocore had retried the call), and an item read back as a record
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable
@@ -70,16 +72,20 @@ class TableCalls:
 
     @contextmanager
     def _translate_errors(self, operation: str) -> Iterator[None]:
+        _watch_for_lost_answers(self._client())
+        _attempts.answer_lost = False
         try:
             yield
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
                 # botocore retries a write whose answer was lost (a reset connection, a
-                # read timeout) and says so here; the retry then meets the first
-                # attempt's own effect, and the caller must tell the two apart.
+                # read timeout); the retry then meets the first attempt's own effect, and
+                # the caller must tell the two apart. A retry after a throttle or an
+                # error answer is not that: the first attempt was refused.
                 retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-                raise ConditionFailed(retried=bool(retries)) from exc
+                retried = bool(retries) and bool(getattr(_attempts, "answer_lost", False))
+                raise ConditionFailed(retried=retried) from exc
             raise self._unavailable(operation, exc) from exc
         except BotoCoreError as exc:
             raise self._unavailable(operation, exc) from exc
@@ -92,6 +98,31 @@ class TableCalls:
             explain(exc, self.table_name, operation),
         )
         return SessionBackendError(operation, exc)
+
+
+#: Per thread: whether an attempt of the call being made ended without an answer.
+_attempts = threading.local()
+_watched: weakref.WeakSet[Any] = weakref.WeakSet()
+_watched_lock = threading.Lock()
+
+
+def _note_attempt(caught_exception: Exception | None = None, **_: Any) -> None:
+    """botocore's ``needs-retry`` event, after every attempt: remember an attempt whose
+    request was sent and whose answer never came (it may have been applied)."""
+    if isinstance(caught_exception, (ReadTimeoutError, ConnectionClosedError)):
+        _attempts.answer_lost = True
+
+
+def _watch_for_lost_answers(client: DynamoDBClient) -> None:
+    """Hook :func:`_note_attempt` into ``client``'s events, once per client."""
+    if client in _watched:
+        return
+    with _watched_lock:
+        if client not in _watched:
+            client.meta.events.register(
+                "needs-retry.dynamodb", _note_attempt, unique_id="dynamodb-session-flask"
+            )
+            _watched.add(client)
 
 
 def answer_lost(exc: SessionBackendError) -> bool:

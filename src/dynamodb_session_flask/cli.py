@@ -270,5 +270,5 @@ def end_user_command(user_id: str) -> None:
     if bound is None:
         raise click.BadParameter("must be a non-empty user id", param_hint="USER_ID")
     with _reported(context):
-        ended = users.end_sessions(context, bound).ended
+        ended = users.end_sessions(context, bound)
     click.echo(f"Ended {ended} sessions of user {user_id!r}.")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from . import codec, migration, users
@@ -102,6 +103,11 @@ class RecordLife:
         if self.record is None and self.rotating is not None:
             return self.rotating[1]
         return self.record
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The values as they are, read without the session's own accessors (which would
+        mark every value as handed out, and so as possibly changed)."""
+        return dict(dict.items(self.values))
 
     # -- load: on first use -------------------------------------------------------------
 
@@ -241,7 +247,7 @@ class RecordLife:
                 self._rotate(context, now)
             elif self.record is None:
                 if dict.__len__(self.values) and not self._create_record(
-                    context, now, self.changes.current(dict.copy(self.values))
+                    context, now, self.changes.current(self._snapshot())
                 ):
                     self.forget_everything()
             else:
@@ -276,7 +282,7 @@ class RecordLife:
         old_key = storage_key(old_id)
         baseline = self.changes.baseline
         try:
-            ours = self.changes.current(dict.copy(self.values))
+            ours = self.changes.current(self._snapshot())
             if ours and not self._create_record(context, now, ours, origin=loaded):
                 self.record = None
         except BaseException:
@@ -286,7 +292,14 @@ class RecordLife:
             self.ended_client_record = True
             context.store.delete(old_key)
             raise
-        held = context.store.end_live(old_key, loaded, now)
+        try:
+            held = context.store.end_live(old_key, loaded, now)
+        except SessionBackendError:
+            # The old record's fate is unknown, and the client will not hear of the new
+            # one (the answer is a 503): it must not stay live under the same handle.
+            if self.record is not None:
+                context.store.delete_quietly(storage_key(self.session_id))
+            raise
         self.rotating = None
         self.ended_client_record = True
         if held is None or (ours and self.record is None):
@@ -386,7 +399,7 @@ class RecordLife:
     def _update_record(self, context: SessionContext, now: float) -> None:
         record = self.record
         assert record is not None
-        data = self.changes.current(dict.copy(self.values))
+        data = self.changes.current(self._snapshot())
         key = storage_key(self.session_id)
         if not data:
             # Emptied key by key: like Flask, an empty session is no session.
@@ -435,6 +448,24 @@ class RecordLife:
         if self.rotating is not None:
             return storage_key(self.rotating[0])
         return None
+
+    def hold_against_copies(self) -> bool:
+        """Make sure no other holder of this session's id can move its record to a new id
+        from now on (the move is what would let a stolen copy escape an ending under this
+        session's handle): a move this request has pending is made now, else the record
+        is fenced (one UpdateItem). ``False`` when the record was moved or ended by
+        another request meanwhile."""
+        if self.rotating is not None:
+            self.save()
+            return self.record is not None
+        if self.record is None:
+            return True  # nothing stored yet: nothing anyone could move
+        context = self.context
+        fence = context.store.fence(storage_key(self.session_id), self.record, context.clock())
+        if fence is None:
+            return False
+        self.record = replace(self.record, fence=fence)
+        return True
 
     def current_id(self) -> str:
         """The id of the record this session stands for now (the one being moved, while

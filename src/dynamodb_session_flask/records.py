@@ -14,6 +14,8 @@ Item layout (hash key ``id``, type S)::
     absolute_timeout  N
     user_id, handle,  S: the user binding (see users.py), only while the session is bound;
     user_agent           ``user_id`` and ``handle`` are the per-user index's keys
+    fence             S: set on the asking session's record by "end my other sessions",
+                         so a move of it to a new id by another holder of its id fails
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ _NUMBER_ATTRIBUTES = ("created", "refreshed", "expires", "idle_timeout", "absolu
 USER_ID = "user_id"
 HANDLE = "handle"
 USER_AGENT = "user_agent"
+#: Written only by an ending of the user's other sessions, on the asking session's record.
+FENCE = "fence"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class SessionRecord:
     absolute_timeout: int
     data: Mapping[str, str]
     binding: Binding | None = None
+    #: Set by an ending of the user's other sessions (see :meth:`.store.SessionStore.fence`):
+    #: a move of this record to a new id must have read it since, or it is refused.
+    fence: str | None = None
 
     @property
     def expires_at(self) -> float:
@@ -74,7 +81,7 @@ class SessionRecord:
     ) -> SessionRecord:
         """This record as rewritten at ``now`` with ``data`` and ``binding``."""
         return SessionRecord(
-            self.created, now, self.idle_timeout, self.absolute_timeout, data, binding
+            self.created, now, self.idle_timeout, self.absolute_timeout, data, binding, self.fence
         )
 
     def limited(self, idle_timeout: int, absolute_timeout: int) -> SessionRecord:
@@ -215,6 +222,7 @@ def record_from_item(item: Mapping[str, Any], *, with_data: bool = True) -> Sess
         absolute_timeout=int(item["absolute_timeout"]["N"]),
         data=texts_of(item.get("data")) if with_data else {},
         binding=binding_from_item(item),
+        fence=item[FENCE]["S"] if FENCE in item else None,
     )
 
 

@@ -209,38 +209,38 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
     def end_other_sessions(self) -> int:
         """End every other live session of this session's user and return how many were
         ended: the call to make after a password change (ASVS 3.3.3). Only this
-        session's own record is kept (with a ``regenerate()`` under way, the record being
-        moved); ``0`` without a user.
+        session's own record is kept; ``0`` without a user.
 
-        Sessions being moved to a new id meanwhile are followed to it, so none escapes by
-        rotating. Another record carrying this session's handle is a copy of this session
-        that someone else moved away (a stolen id used to call ``regenerate()``): it is
-        ended, and so is this session (fail closed: its id is known to someone else).
+        First, no other holder of this session's id may move it away: a ``regenerate()``
+        pending in this request is carried out now, otherwise the record is fenced (one
+        UpdateItem), so a stolen copy of the id being moved at this moment fails to move.
+        When the record was already moved or ended by another request, this session's id
+        is known to someone else: every session of the user is ended, this one included
+        (fail closed). Sessions being moved to a new id meanwhile are followed to it, so
+        none escapes by rotating.
 
-        Costs one Query on the per-user index and one conditional DeleteItem per other
-        session, plus one Query per session that was moved away under the ending.
-        Requests of the ended sessions already in flight cannot bring them back; a session
-        bound within the last second or so may be missed (the index is eventually
-        consistent).
+        Costs one UpdateItem (none after ``regenerate()``), one Query on the per-user
+        index and one conditional DeleteItem per other session, plus one Query per session
+        that moved under the ending. Requests of the ended sessions already in flight
+        cannot bring them back; a session bound within the last second or so may be
+        missed (the index is eventually consistent).
 
         :raises UserIndexMissingError: when the table has no per-user index.
         """
         user_id = self._bound_user()
         if user_id is None:
             return 0
-        outcome = users.end_sessions(
-            self._life.context,
-            user_id,
-            keep_key=self._life.own_key(),
-            own_handle=self._life.own_handle(user_id),
-        )
-        if outcome.own_copy_ended:
+        life = self._life
+        if not life.hold_against_copies():
             logger.warning(
-                "Session %s: another holder of its id moved it to a new id; both are ended",
-                loggable_id(self._life.current_id())[:16],
+                "Session %s was moved or ended by another holder of its id; every session "
+                "of its user is ended, this one included",
+                loggable_id(life.current_id())[:16],
             )
+            ended = users.end_sessions(life.context, user_id)
             self.clear()
-        return outcome.ended
+            return ended
+        return users.end_sessions(life.context, user_id, keep_key=life.own_key())
 
     def end_user_session(self, handle: str) -> bool:
         """End the session of this session's user named ``handle`` (from

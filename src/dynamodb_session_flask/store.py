@@ -14,6 +14,7 @@ expiry, cannot bring the session back.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,6 +23,7 @@ from .calls import ConditionFailed, answer_lost
 from .changes import delta
 from .errors import SessionBackendError, SessionError
 from .records import (
+    FENCE,
     Binding,
     SessionRecord,
     attribute,
@@ -145,7 +147,7 @@ class SessionStore(UserIndexCalls):
         except SessionBackendError as exc:
             if answer_lost(exc):
                 # The last attempt may have been applied: leave nothing live behind.
-                self._delete_quietly(key)
+                self.delete_quietly(key)
             raise
         return True
 
@@ -158,7 +160,7 @@ class SessionStore(UserIndexCalls):
                     TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
                 )
         except SessionBackendError:
-            self._delete_quietly(key)
+            self.delete_quietly(key)
             raise
         item = response.get("Item")
         if item is None:
@@ -170,7 +172,7 @@ class SessionStore(UserIndexCalls):
         logger.info("A retried session create found its first attempt applied")
         return True
 
-    def _delete_quietly(self, key: str) -> None:
+    def delete_quietly(self, key: str) -> None:
         """Delete ``key`` if DynamoDB lets us, on a path that is already failing."""
         try:
             self.delete(key)
@@ -263,6 +265,51 @@ class SessionStore(UserIndexCalls):
         with self._translate_errors("DeleteItem"):
             self._client().delete_item(TableName=self.table_name, Key={"id": {"S": key}})
 
+    def fence(self, key: str, loaded: SessionRecord, now: float) -> str | None:
+        """Fence a live session's record: one conditional UpdateItem that sets a new random
+        ``fence``, so that a move of the record to a new id (:meth:`end_live`) by any
+        request that read it before is refused. "End my other sessions" fences the asking
+        session's own record, so a stolen copy of its id being moved at that moment cannot
+        escape under its handle.
+
+        :returns: the new fence, or ``None`` when the record is no longer live (moved,
+            ended or expired): nothing was written then.
+        """
+        token = secrets.token_urlsafe(12)
+        try:
+            with self._translate_errors("UpdateItem"):
+                self._client().update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": key}},
+                    UpdateExpression="SET #fence = :new_fence",
+                    ConditionExpression=LIVE_ONLY,
+                    ExpressionAttributeNames={
+                        "#id": "id",
+                        "#refreshed": "refreshed",
+                        "#created": "created",
+                        "#fence": FENCE,
+                    },
+                    ExpressionAttributeValues={
+                        ":new_fence": {"S": token},
+                        **loaded.live_condition_values(now),
+                    },
+                )
+        except ConditionFailed as exc:
+            if not exc.retried:
+                return None
+            # The first attempt may have set it: the record says.
+            with self._translate_errors("GetItem"):
+                item = (
+                    self._client()
+                    .get_item(
+                        TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
+                    )
+                    .get("Item")
+                )
+            record = self._record_from_item(item, with_data=False)
+            return token if record is not None and record.fence == token else None
+        return token
+
     def end_live(self, key: str, loaded: SessionRecord, now: float) -> SessionRecord | None:
         """Delete a session only if it is still live at ``now``, and return what it held
         when it was deleted: one conditional DeleteItem with ``ReturnValues=ALL_OLD``.
@@ -276,21 +323,33 @@ class SessionStore(UserIndexCalls):
         ``loaded``, what this request already holds, is returned in place of the lost
         answer.
 
+        A move is refused, too, when the record was fenced (:meth:`fence`) after this
+        request read it.
+
         :param loaded: the record as this request read it; its timeouts decide liveness.
         :returns: ``None`` when the session was already gone or expired (nothing deleted).
         """
+        values = loaded.live_condition_values(now)
+        if loaded.fence is None:
+            fence_condition = "attribute_not_exists(#fence)"
+        else:
+            # Fenced since by an ending made from a session holding this id: only a
+            # request that read the record after that may move it.
+            fence_condition = "#fence = :fence"
+            values[":fence"] = {"S": loaded.fence}
         try:
             with self._translate_errors("DeleteItem"):
                 response = self._client().delete_item(
                     TableName=self.table_name,
                     Key={"id": {"S": key}},
-                    ConditionExpression=LIVE_ONLY,
+                    ConditionExpression=LIVE_ONLY + " AND " + fence_condition,
                     ExpressionAttributeNames={
                         "#id": "id",
                         "#refreshed": "refreshed",
                         "#created": "created",
+                        "#fence": FENCE,
                     },
-                    ExpressionAttributeValues=loaded.live_condition_values(now),
+                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_OLD",
                 )
         except ConditionFailed as exc:

@@ -208,16 +208,6 @@ def list_sessions(
     return sessions
 
 
-@dataclass(frozen=True)
-class EndOutcome:
-    """What ending a user's sessions did."""
-
-    #: Live sessions ended.
-    ended: int
-    #: Whether a record carrying ``own_handle`` under another key was ended.
-    own_copy_ended: bool = False
-
-
 #: Rounds of following moved sessions before giving up on one that keeps moving.
 MAX_FOLLOW_ROUNDS = 20
 
@@ -227,18 +217,15 @@ def end_sessions(
     user_id: str,
     *,
     keep_key: str | None = None,
-    own_handle: str | None = None,
-) -> EndOutcome:
-    """End every session bound to ``user_id`` except the one stored under ``keep_key``.
+) -> int:
+    """End every session bound to ``user_id`` except the one stored under ``keep_key``;
+    return how many live ones were ended.
 
     A session being rotated (``regenerate()``) meanwhile is followed: rotation creates
     the new record, with the same handle, before it ends the old one, so when a delete
-    finds a listed record gone, one Query on that handle finds where it went. Rounds
-    repeat until no handle moved, so a session cannot escape by rotating, however often.
-
-    ``own_handle`` is the asking session's handle: a record carrying it under another key
-    than ``keep_key`` is a copy of the asking session that someone else moved away; it is
-    ended like any other, and the outcome says so.
+    finds a listed record gone, or cannot tell (its answer was lost and the retry found
+    it gone), one Query on that handle finds where it went. Rounds repeat until no
+    handle moved.
 
     Costs one Query on the index and one conditional DeleteItem per session found, plus one
     Query per session that moved under the ending. Expired records found are deleted too,
@@ -249,7 +236,6 @@ def end_sessions(
     pending = store.user_index_entries(settings.user_index_name, user_id)
     tried: set[str] = set()
     ended = 0
-    own_copy_ended = False
     for _ in range(MAX_FOLLOW_ROUNDS):
         moved: set[str] = set()
         for entry in pending:
@@ -257,16 +243,15 @@ def end_sessions(
                 continue
             tried.add(entry.key)
             ending = store.end_bound(entry.key, user_id)
-            if not ending.ended:
-                # Gone or rebound under us: rotated to a new key, perhaps. Follow it.
+            if not ending.ended or ending.held is None:
+                # Gone under us (rotated to a new key, perhaps), or unknown: follow it.
                 moved.add(entry.handle)
-                continue
-            if own_handle is not None and entry.handle == own_handle:
-                own_copy_ended = True
-            if ending.held is None or _live(ending.held, settings, context.clock()) is not None:
+            if ending.ended and (
+                ending.held is None or _live(ending.held, settings, context.clock()) is not None
+            ):
                 ended += 1
         if not moved:
-            return EndOutcome(ended, own_copy_ended)
+            return ended
         pending = [
             entry
             for handle in sorted(moved)
@@ -276,7 +261,7 @@ def end_sessions(
         "Ending the sessions of a user: a session kept moving to new ids for %d rounds",
         MAX_FOLLOW_ROUNDS,
     )
-    return EndOutcome(ended, own_copy_ended)
+    return ended
 
 
 def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
@@ -300,9 +285,11 @@ def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
                 continue
             tried.add(entry.key)
             ending = context.store.end_bound(entry.key, user_id, handle)
-            if not ending.ended:
+            if not ending.ended or ending.held is None:
                 moved = True
-            elif ending.held is None or _live(ending.held, settings, context.clock()) is not None:
+            if ending.ended and (
+                ending.held is None or _live(ending.held, settings, context.clock()) is not None
+            ):
                 ended = True
         if not moved:
             return ended
@@ -357,4 +344,4 @@ def end_user_sessions(user_id: str | int) -> int:
 
     :raises UserIndexMissingError: when the table has no per-user index.
     """
-    return end_sessions(_application_context(), _required_user_id(user_id)).ended
+    return end_sessions(_application_context(), _required_user_id(user_id))
