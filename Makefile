@@ -72,7 +72,7 @@ browser:
 	fi
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff check src tests examples benchmarks tools
 	$(VENV)/bin/mypy
 
 # Coverage is measured on the first engine's run only: the second runs the same code, and

@@ -72,9 +72,10 @@ class TableCalls:
 
     @contextmanager
     def _translate_errors(self, operation: str) -> Iterator[None]:
-        _watch_for_lost_answers(self._client())
         _attempts.answer_lost = False
         try:
+            # Building the client can fail too (no region): inside, so it is a 503.
+            _watch_for_lost_answers(self._client())
             yield
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
