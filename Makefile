@@ -77,7 +77,7 @@ browser:
 	fi
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check src tests examples benchmarks conftest.py docs/conf.py
+	$(VENV)/bin/ruff check src tests examples benchmarks tools conftest.py docs/conf.py
 	$(VENV)/bin/mypy
 
 # Coverage is measured on the first engine's run only: the second runs the same code, and

@@ -72,11 +72,10 @@ class TableCalls:
 
     @contextmanager
     def _translate_errors(self, operation: str) -> Iterator[None]:
+        _attempts.answer_lost = False
         try:
-            # Inside the try: building the client can fail too (no region, no
-            # credentials), and that is the same 503 as a failed call.
+            # Building the client can fail too (no region): inside, so it is a 503.
             _watch_for_lost_answers(self._client())
-            _attempts.answer_lost = False
             yield
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
