@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from . import codec, migration, users
-from .changes import ChangeTracker, rebase
+from . import codec, migration, rotation, users
+from .changes import ChangeTracker
 from .context import SessionContext
 from .errors import SessionBackendError, UndecodableDataError
 from .ids import loggable_id, storage_key
@@ -104,7 +104,7 @@ class RecordLife:
             return self.rotating[1]
         return self.record
 
-    def _snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """The values as they are, read without the session's own accessors (which would
         mark every value as handed out, and so as possibly changed)."""
         return dict(dict.items(self.values))
@@ -244,10 +244,10 @@ class RecordLife:
         try:
             self._end_doomed(context)
             if self.rotating is not None:
-                self._rotate(context, now)
+                rotation.rotate(self, context, now)
             elif self.record is None:
-                if dict.__len__(self.values) and not self._create_record(
-                    context, now, self.changes.current(self._snapshot())
+                if dict.__len__(self.values) and not self.create_record(
+                    context, now, self.changes.current(self.snapshot())
                 ):
                     self.forget_everything()
             else:
@@ -266,99 +266,7 @@ class RecordLife:
             self.doomed.pop(0)
             self.ended_client_record = True
 
-    def _rotate(self, context: SessionContext, now: float) -> None:
-        """Move the session to its new id: create the new record, then end the old one.
-
-        In that order the session's handle is never absent from the table, so an ending
-        of the user's sessions (which follows a handle whose record vanished to where it
-        went, see :func:`.users.end_sessions`) always finds it. The old record is ended by
-        a delete that only succeeds while it is live and returns what it held: when a
-        logout or an ending won the race, the new record is deleted again; when other
-        requests changed keys meanwhile, their changes are written onto the new record
-        (one more UpdateItem, only then).
-        """
-        assert self.rotating is not None
-        old_id, loaded = self.rotating
-        old_key = storage_key(old_id)
-        baseline = self.changes.baseline
-        try:
-            ours = self.changes.current(self._snapshot())
-            if ours and not self._create_record(context, now, ours, origin=loaded):
-                self.record = None
-        except BaseException:
-            # Fail closed: whatever kept the new record from being stored, the old id
-            # dies with this request (the response carries no live id either).
-            self.rotating = None
-            self.ended_client_record = True
-            context.store.delete(old_key)
-            raise
-        try:
-            held = context.store.end_live(old_key, loaded, now)
-        except SessionBackendError:
-            # The old record's fate is unknown, and the client will not hear of the new
-            # one (the answer is a 503): it must not stay live under the same handle.
-            if self.record is not None:
-                context.store.delete_quietly(storage_key(self.session_id))
-            raise
-        self.rotating = None
-        self.ended_client_record = True
-        if held is None or (ours and self.record is None):
-            logger.info(
-                "Session %s ended by another request or expired before it could be moved to "
-                "a new id; its data is dropped",
-                loggable_id(old_id)[:16],
-            )
-            if self.record is not None:
-                context.store.delete(storage_key(self.session_id))
-            self.forget_everything()
-            return
-        settings = context.settings
-        held = held.limited(settings.idle_timeout, settings.absolute_timeout)
-        data = rebase(baseline, ours, held.data)
-        # What other requests changed meanwhile is now this session's too.
-        for key in list(dict.keys(self.values)):
-            if key not in data:
-                dict.__delitem__(self.values, key)
-        for key, text in data.items():
-            if ours.get(key) != text:
-                dict.__setitem__(self.values, key, codec.decode_value(text))
-        if data == ours:
-            if not data:
-                self.forget_everything()
-            return
-        self._write_rebased(context, now, ours, data, held)
-
-    def _write_rebased(
-        self,
-        context: SessionContext,
-        now: float,
-        ours: Mapping[str, str],
-        data: Mapping[str, str],
-        held: SessionRecord,
-    ) -> None:
-        """Bring the new record from ``ours`` (what it was created with) to ``data`` (with
-        what other requests changed meanwhile)."""
-        record = self.record
-        if record is None:
-            # This request emptied the session but others added keys: store those.
-            if not self._create_record(context, now, data, origin=held):
-                self.forget_everything()
-            return
-        key = storage_key(self.session_id)
-        if not data:
-            context.store.delete(key)
-            self.forget_everything()
-            return
-        binding = users.binding_for(context.settings, data, record.binding, self.user_agent)
-        after = record.rewritten(now, data, binding)
-        if context.store.update(key, ours, after, binding_before=record.binding):
-            self.record = after
-            self._mark_saved(data)
-        else:
-            # Ended (say, by an ending of the user's sessions) since it was created.
-            self.forget_everything()
-
-    def _create_record(
+    def create_record(
         self,
         context: SessionContext,
         now: float,
@@ -393,13 +301,13 @@ class RecordLife:
         if not context.store.create(storage_key(self.session_id), record):
             return False
         self.record = record
-        self._mark_saved(data)
+        self.mark_saved(data)
         return True
 
     def _update_record(self, context: SessionContext, now: float) -> None:
         record = self.record
         assert record is not None
-        data = self.changes.current(self._snapshot())
+        data = self.changes.current(self.snapshot())
         key = storage_key(self.session_id)
         if not data:
             # Emptied key by key: like Flask, an empty session is no session.
@@ -409,7 +317,7 @@ class RecordLife:
             return
         refresh_due = now - record.refreshed >= context.settings.refresh_interval
         if data == self.changes.baseline and not refresh_due:
-            self._mark_saved(data)
+            self.mark_saved(data)
             return
         user_key = context.settings.user_id_key
         binding = users.binding_for(
@@ -422,7 +330,7 @@ class RecordLife:
         after = record.rewritten(now, data, binding)
         if context.store.update(key, self.changes.baseline, after, binding_before=record.binding):
             self.record = after
-            self._mark_saved(data)
+            self.mark_saved(data)
         else:
             logger.info(
                 "Session %s ended by another request or expired; changes dropped",
@@ -430,7 +338,7 @@ class RecordLife:
             )
             self.forget_everything()
 
-    def _mark_saved(self, data: Mapping[str, str]) -> None:
+    def mark_saved(self, data: Mapping[str, str]) -> None:
         # Like Flask's own, ``modified`` stays True for the rest of the request (a
         # teardown hook or a test reads it after the save), and a change found inside a
         # value counts too.
