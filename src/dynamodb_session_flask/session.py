@@ -214,10 +214,10 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         First, no other holder of this session's id may move it away: a ``regenerate()``
         pending in this request is carried out now, otherwise the record is fenced (one
         UpdateItem), so a stolen copy of the id being moved at this moment fails to move.
-        When the record was already moved or ended by another request, this session's id
-        is known to someone else: every session of the user is ended, this one included
-        (fail closed). Sessions being moved to a new id meanwhile are followed to it, so
-        none escapes by rotating.
+        When the record was already moved to a new id by another holder of the id, that
+        id is known to someone else: every session of the user is ended, this one and the
+        copy included (fail closed). Sessions being moved to a new id meanwhile are
+        followed to it, so none escapes by rotating.
 
         Costs one UpdateItem (none after ``regenerate()``), one Query on the per-user
         index and one conditional DeleteItem per other session, plus one Query per session
@@ -231,15 +231,20 @@ class DynamoDbSessionInstance(dict[str, Any], SessionMixin):
         if user_id is None:
             return 0
         life = self._life
-        if not life.hold_against_copies():
-            logger.warning(
-                "Session %s was moved or ended by another holder of its id; every session "
-                "of its user is ended, this one included",
-                loggable_id(life.current_id())[:16],
-            )
-            ended = users.end_sessions(life.context, user_id)
-            self.clear()
-            return ended
+        handle = life.own_handle(user_id)
+        if not life.hold_against_copies() and handle is not None:
+            copies = users.end_copies(life.context, user_id, handle, keep_key=life.own_key())
+            if copies:
+                logger.warning(
+                    "Session %s was moved to a new id by another holder of its id; every "
+                    "session of its user is ended, this one included",
+                    loggable_id(life.current_id())[:16],
+                )
+                ended = copies + users.end_sessions(life.context, user_id)
+                self.clear()
+                return ended
+            # Ended or expired meanwhile (another device's ending, a logout elsewhere):
+            # this session is gone already; the others are still ended, as asked.
         return users.end_sessions(life.context, user_id, keep_key=life.own_key())
 
     def end_user_session(self, handle: str) -> bool:

@@ -264,6 +264,18 @@ def end_sessions(
     return ended
 
 
+def end_copies(context: SessionContext, user_id: str, handle: str, *, keep_key: str | None) -> int:
+    """End the records of ``user_id`` that carry ``handle`` under another key than
+    ``keep_key``: copies of a session moved to a new id by another holder of its id.
+    Returns how many were ended. One Query on the index, one DeleteItem per copy."""
+    settings = context.settings
+    ended = 0
+    for entry in context.store.user_index_entries(settings.user_index_name, user_id, handle):
+        if entry.key != keep_key and context.store.end_bound(entry.key, user_id, handle).ended:
+            ended += 1
+    return ended
+
+
 def end_session(context: SessionContext, user_id: str, handle: str) -> bool:
     """End the session of ``user_id`` named ``handle``; ``False`` when there is no live
     one (unknown handle, another user's, already ended or expired). A session being
