@@ -68,38 +68,28 @@ def test_a_new_sessions_create_whose_answer_was_lost(
     assert item_count(admin_client, table_name) == 1
 
 
-def test_a_login_whose_new_record_answer_was_lost(
-    app: Flask, proxy: FaultProxy, admin_client: DynamoDBClient, table_name: str
+@pytest.mark.parametrize(
+    ("operation", "write"), [("PutItem", "the new record's create"), ("DeleteItem", "the old end")]
+)
+def test_a_login_whose_write_answer_was_lost(
+    app: Flask,
+    proxy: FaultProxy,
+    admin_client: DynamoDBClient,
+    table_name: str,
+    operation: str,
+    write: str,
 ) -> None:
-    """At login (``regenerate()``), the new record's create loses its answer: the user is
-    logged in under the new id, and the old id is dead."""
+    """At login (``regenerate()``), one of the rotation's two writes loses its answer: the
+    user is logged in under the new id, and the old id is dead."""
     client = app.test_client()
     client.get("/set?cart=book")
     old = sid_of(client)
-    proxy.lose_answer("PutItem")
+    proxy.lose_answer(operation, when=is_conditional)
 
     response = client.get("/login/alice")
 
-    assert response.status_code == 200
-    assert_one_lost(proxy, "PutItem")
-    assert sid_of(client) != old
-    assert client.get("/get").json == {"cart": "book", "_user_id": "alice"}
-    assert loads(app, old) == {}
-    assert item_count(admin_client, table_name) == 1
-
-
-def test_a_rotations_end_of_the_old_record_whose_answer_was_lost(
-    app: Flask, proxy: FaultProxy, admin_client: DynamoDBClient, table_name: str
-) -> None:
-    client = app.test_client()
-    client.get("/set?cart=book")
-    old = sid_of(client)
-    proxy.lose_answer("DeleteItem", when=is_conditional)
-
-    response = client.get("/login/alice")
-
-    assert response.status_code == 200
-    assert_one_lost(proxy, "DeleteItem")
+    assert response.status_code == 200, write
+    assert_one_lost(proxy, operation)
     assert sid_of(client) != old
     assert client.get("/get").json == {"cart": "book", "_user_id": "alice"}
     assert loads(app, old) == {}

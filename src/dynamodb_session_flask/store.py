@@ -155,14 +155,10 @@ class SessionStore(UserIndexCalls):
         """After a retried create failed its condition: whether the first attempt stored
         ``record`` (see :meth:`create`)."""
         try:
-            with self._translate_errors("GetItem"):
-                response = self._client().get_item(
-                    TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
-                )
+            item = self._read_consistently(key)
         except SessionBackendError:
             self.delete_quietly(key)
             raise
-        item = response.get("Item")
         if item is None:
             logger.info("A new session's record was ended before its write was confirmed")
             return False
@@ -171,6 +167,15 @@ class SessionStore(UserIndexCalls):
             raise SessionIdCollisionError("a new session id is already in the table")
         logger.info("A retried session create found its first attempt applied")
         return True
+
+    def _read_consistently(self, key: str) -> Mapping[str, Any] | None:
+        """The raw item under ``key``, strongly consistent whatever the read setting: what
+        a retried write needs to learn its first attempt's outcome."""
+        with self._translate_errors("GetItem"):
+            response = self._client().get_item(
+                TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
+            )
+        return response.get("Item")
 
     def delete_quietly(self, key: str) -> None:
         """Delete ``key`` if DynamoDB lets us, on a path that is already failing."""
@@ -298,15 +303,7 @@ class SessionStore(UserIndexCalls):
             if not exc.retried:
                 return None
             # The first attempt may have set it: the record says.
-            with self._translate_errors("GetItem"):
-                item = (
-                    self._client()
-                    .get_item(
-                        TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
-                    )
-                    .get("Item")
-                )
-            record = self._record_from_item(item, with_data=False)
+            record = self._record_from_item(self._read_consistently(key), with_data=False)
             return token if record is not None and record.fence == token else None
         return token
 
