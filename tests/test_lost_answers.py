@@ -242,3 +242,27 @@ def test_a_write_retried_after_a_lost_answer_is_taken_for_applied(
     assert store.end_live("k" * 43, record, now) == record
     assert_one_lost(proxy, "DeleteItem")
     assert store.get("k" * 43) is None
+
+
+def test_an_endings_fence_whose_answer_was_lost(
+    app: Flask, proxy: FaultProxy, admin_client: DynamoDBClient, table_name: str
+) -> None:
+    """``end_other_sessions()`` fences the caller's record first; that UpdateItem loses its
+    answer: the retry meets the fence its first attempt set, the caller keeps its session
+    and the other device is ended."""
+    here = app.test_client()
+    there = app.test_client()
+    here.get("/login/alice")
+    there.get("/login/alice")
+    proxy.lose_answer(
+        "UpdateItem", when=lambda body: "#fence" in body.get("ExpressionAttributeNames", {})
+    )
+
+    response = here.get("/end-others")
+
+    assert response.status_code == 200
+    assert_one_lost(proxy, "UpdateItem")
+    assert response.json == {"ended": 1}
+    assert here.get("/get").json == {"_user_id": "alice"}
+    assert there.get("/get").json == {}
+    assert item_count(admin_client, table_name) == 1
